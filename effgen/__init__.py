@@ -1,0 +1,2 @@
+"""effgen: efficient discriminative and generative modelling, reproduced."""
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""The paper's reported numbers (SPEC §1), keyed so chapters and the summary page agree.
+
+A chapter reports a result by writing a ``headline`` entry with one of these keys into its
+``metrics.json``; the summary page sets it beside the paper's value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    key: str
+    label: str
+    paper: float | None
+    unit: str
+    chapter: str
+    paper_text: str = ""  # how the paper states it when a bare number misleads
+
+
+PAPER_NUMBERS: tuple[PaperNumber, ...] = (
+    PaperNumber("cls_params", "Classifier parameters", 86_692, "", "02-classifier"),
+    PaperNumber("cls_steps", "Classifier optimisation steps", 10_000, "", "02-classifier"),
+    PaperNumber("cls_plain_cnn_acc", "Plain CNN test accuracy", 43.2, "%", "01-activations"),
+    PaperNumber("cls_se_ir_lr1e4_acc", "SE + IR, lr 1e-4, test accuracy", 65.0, "%", "02-classifier"),
+    PaperNumber("cls_test_acc", "Tuned classifier test accuracy", 84.95, "%", "02-classifier"),
+    PaperNumber("cls_final_train_acc", "Final-epoch train accuracy", 84.3, "%", "02-classifier"),
+    PaperNumber("cls_final_val_acc", "Final-epoch validation accuracy", 80.8, "%", "02-classifier"),
+    PaperNumber("cls_20k_acc", "20,000 steps, test accuracy", 83.1, "%", "02-classifier"),
+    PaperNumber("cls_extra_block_acc", "Fourth IR block (104,804 params), test accuracy", 83.0, "%", "02-classifier"),
+    PaperNumber("swish_best", "Swish beats ReLU and Softplus", None, "", "01-activations", "yes"),
+    PaperNumber("tuned_val_acc", "Best tuned setting, validation accuracy", None, "%", "03-tuning", "not reported (scored on test)"),
+    PaperNumber("gan_params", "DCGAN parameters (G + D)", 967_072, "", "04-dcgan"),
+    PaperNumber("gan_steps", "DCGAN optimisation steps", 50_000, "", "04-dcgan"),
+    PaperNumber("fid_test", "FID vs test split", 44.46, "", "05-evaluation", "44.46 (CIFAR-100, clean-fid)"),
+    PaperNumber("lpips_diversity", "LPIPS diversity", 0.686, "", "05-evaluation", "0.686 ± 0.09 (not of generated images)"),
+)
+
+BY_KEY: dict[str, PaperNumber] = {n.key: n for n in PAPER_NUMBERS}

@@ -1,0 +1,23 @@
+"""Progress bars that suit both an interactive notebook and a batch (papermill) run.
+
+``tqdm.auto`` gives a widget in Jupyter and text elsewhere. The runner sets
+``EFFGEN_PROGRESS=0`` so bars never end up as stderr noise in the rendered book.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("EFFGEN_PROGRESS", "1") != "0"
+
+
+def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> tqdm:
+    kwargs.setdefault("disable", not progress_enabled())
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)

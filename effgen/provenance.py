@@ -1,0 +1,36 @@
+"""What produced a result: profile, seed, device, git revision, library versions, data source."""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .paths import project_root
+
+
+def git_revision(root: Path | None = None) -> str:
+    """Short commit hash, with ``+dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    cwd = root or project_root()
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
+def environment() -> dict[str, str]:
+    return {
+        "effgen": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.system()}",
+        "git": git_revision(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
