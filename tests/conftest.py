@@ -1,0 +1,51 @@
+"""Shared fixtures. Tests run on CPU with few threads; nothing here touches the network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_notebook(path: Path, parameters: str, *code: str, title: str = "# A chapter") -> Path:
+    """A chapter-shaped notebook: a title, a tagged parameters cell, then code cells."""
+    cells = [new_markdown_cell(title), new_code_cell(parameters, metadata={"tags": ["parameters"]})]
+    cells += [new_code_cell(c) for c in code]
+    notebook = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                   "language": "python"}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A two-chapter book: 01 writes a marker file, 02 raises. EFFGEN_ROOT points at it."""
+    root = tmp_path / "project"
+    (root / "chapters").mkdir(parents=True)
+    (root / "_quarto.yml").write_text(
+        "book:\n  title: Tiny\n  chapters:\n    - chapters/01-first.ipynb\n    - chapters/02-second.ipynb\n"
+    )
+    write_notebook(root / "chapters/01-first.ipynb",
+                   'profile: str = "quick"\nsteps: int = 1\nname: str = "x"',
+                   "from pathlib import Path\nPath(f'marker-{profile}-{steps}.txt').write_text(name)")
+    write_notebook(root / "chapters/02-second.ipynb",
+                   'profile: str = "quick"\nfail: bool = True',
+                   "if fail:\n    raise ValueError('the second chapter broke on purpose')")
+    for profile in ("smoke", "quick"):
+        (root / "params" / profile).mkdir(parents=True)
+        (root / "params" / profile / "01-first.yml").write_text("steps: 3\n")
+        (root / "params" / profile / "02-second.yml").write_text("")
+    monkeypatch.setenv("EFFGEN_ROOT", str(root))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _few_threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
