@@ -133,6 +133,47 @@ def _reuse(folder: Path, source: str, seed: int, sizes: tuple[int, int, int]) ->
     return data
 
 
+def digit_values(data: AddNIST, split: str, root: Path | None = None) -> np.ndarray | None:
+    """The (N, 3) digits (r, g, b) behind each image of a rebuilt set, or None when unknown."""
+    source = data.provenance.get("source")
+    if data.digit_indices is None or source not in ("mnist", "mnist-5k"):
+        return None
+    try:
+        digits, _, _ = digit_source(source, root, download=False)
+    except DataError:
+        return None
+    return digits[split].labels[data.digit_indices[split]]
+
+
+def verify_recipe(data: AddNIST, root: Path | None = None) -> str:
+    """Recompute every label and pixel of a rebuilt set from the digits its provenance names.
+
+    Raises ``DataError`` on the first mismatch; returns a one-line summary. Needs the digit
+    source locally (no download); official data has no digit record and is skipped.
+    """
+    source = data.provenance.get("source")
+    if source not in ("mnist", "mnist-5k") or data.digit_indices is None:
+        return f"recipe check skipped: source {source!r} records no digit indices"
+    digits, _, _ = digit_source(source, root, download=False)
+    for split in SPLITS:
+        x, y = data.split(split)
+        index = data.digit_indices[split]
+        labels, images = digits[split].labels, digits[split].images
+        if index.min() < 0 or index.max() >= len(labels):
+            raise DataError(f"{data.folder}: {split} digit indices fall outside {digits[split].source}")
+        expected_y = labels[index].sum(1) - 1
+        wrong = np.flatnonzero(expected_y != y.numpy())
+        if len(wrong):
+            raise DataError(f"{data.folder / (split + '_y.npy')}: {len(wrong)} labels differ from the sum of "
+                            f"their digits minus 1 (first at row {wrong[0]})")
+        for start in range(0, len(index), 8192):  # chunks keep the recomputation's memory small
+            part = slice(start, start + 8192)
+            if not np.array_equal(normalise(images[index[part]]), x[part].numpy()):
+                raise DataError(f"{data.folder / (split + '_x.npy')}: pixels in rows {start}.. differ from "
+                                f"the normalised digits named in provenance.json")
+    return f"recipe check passed: every label and pixel recomputed from {digits['test'].source}"
+
+
 def digit_source(source: str, root: Path | None = None, download: bool = True
                  ) -> tuple[dict[str, Digits], dict[str, np.ndarray], bool]:
     """The digits each split draws from, the pools (indices into them), and whether pools are disjoint."""

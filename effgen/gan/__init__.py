@@ -1,4 +1,23 @@
 """The paper's DCGAN: models, the faithful and corrected training recipes, and the dismissed baselines."""
-from .models import Discriminator, Generator, load_generator, save_generator
+from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic
+from .models import Discriminator, Generator, dcgan_init_, layer_table, load_generator, save_generator
+from .train import (
+    PRESETS,
+    GanConfig,
+    GanRun,
+    check_gan_budget,
+    generated_images,
+    image_grid,
+    lr_at,
+    lr_decays,
+    preset,
+    to_unit_range,
+    train_gan,
+)
 
-__all__ = ["Discriminator", "Generator", "load_generator", "save_generator"]
+__all__ = [
+    "PRESETS", "Discriminator", "FCDiscriminator", "FCGenerator", "GanConfig", "GanRun", "Generator",
+    "LayerNormCritic", "check_gan_budget", "dcgan_init_", "generated_images", "image_grid",
+    "layer_table", "load_generator", "lr_at", "lr_decays", "preset", "save_generator",
+    "to_unit_range", "train_gan",
+]

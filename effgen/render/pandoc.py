@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import subprocess
 import warnings
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import RenderError, RenderWarning
 
@@ -44,12 +45,17 @@ def markdown_to_ast(markdown: str, where: str) -> dict[str, Any]:
 
 
 def ast_to(fmt: str, doc: dict[str, Any], where: str, bibliography: Path | None,
-           extra: Sequence[str] = ()) -> str:
-    """Write an AST as ``fmt`` (html, typst), resolving citations when there is a bibliography."""
+           extra: Sequence[str] = (), references_title: bool = True) -> str:
+    """Write an AST as ``fmt`` (html, typst), resolving citations when there is a bibliography.
+
+    ``references_title`` lets pandoc add a level-1 "References" heading before the list; a page
+    that places its own ``#refs`` div (the HTML chapters) turns it off.
+    """
     args = ["--from", "json", "--to", fmt, "--wrap=none", *extra]
     if bibliography is not None:
-        args += ["--citeproc", f"--bibliography={bibliography}", "--metadata=link-citations=true",
-                 "--metadata=reference-section-title=References"]
+        args += ["--citeproc", f"--bibliography={bibliography}", "--metadata=link-citations=true"]
+        if references_title:
+            args.append("--metadata=reference-section-title=References")
     return run_pandoc(args, json.dumps(doc), where)
 
 

@@ -4,7 +4,8 @@ A node is ``{"t": type, "c": content}``; an attribute is ``[id, classes, [[key, 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 Node = dict[str, Any]
 Attr = list[Any]

@@ -1,0 +1,46 @@
+"""``effgen evaluate classifier``: score a trained checkpoint on any official-format AddNIST folder."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+SPLITS = ("train", "valid", "test")
+
+
+def _evaluate_classifier(args: argparse.Namespace) -> int:
+    from ..budget import count_params
+    from ..data import read_addnist_folder
+    from ..device import pick_device
+    from ..train import evaluate, load_classifier
+
+    device = pick_device(args.device)
+    model, _config = load_classifier(args.checkpoint, device)  # fails before the data is read
+    data = read_addnist_folder(args.data)
+    x, y = data.split(args.split)
+    scores = evaluate(model, x, y, device)
+    print(json.dumps({
+        "accuracy": scores["accuracy"],
+        "n": scores["n"],
+        "params": count_params(model),
+        "mean_batch_accuracy": scores["mean_batch_accuracy"],
+        "split": args.split,
+    }))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="score a trained model",
+                                   description="Score a trained model on a dataset folder.")
+    models = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
+    classifier = models.add_parser(
+        "classifier", help="accuracy of a classifier checkpoint on an AddNIST folder",
+        description="Print JSON {accuracy, n, params, mean_batch_accuracy, split}: accuracy over every "
+                    "sample of the split, and the original notebook's mean of per-batch (64) accuracies.")
+    classifier.add_argument("--checkpoint", type=Path, required=True,
+                            help="checkpoint.pt written by `effgen train classifier` (or its run folder)")
+    classifier.add_argument("--data", type=Path, required=True,
+                            help="folder with train/valid/test _x.npy and _y.npy in the official AddNIST format")
+    classifier.add_argument("--split", choices=SPLITS, default="test", help="split to score (default test)")
+    classifier.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    classifier.set_defaults(func=_evaluate_classifier)

@@ -1,0 +1,567 @@
+"""Step-budgeted GAN training: the paper's DCGAN recipes and its dismissed baselines, one loop.
+
+A run is described by a ``GanConfig``. Named presets fix every switch:
+
+* ``faithful``: the authors' notebook as it ran (SPEC §3): images in [0, 1] against a tanh
+  output, data never shuffled, PyTorch's default initialisation, sigmoid + ``BCELoss``,
+  ``scheduler.step()`` called only once every ``step_size`` epochs (so StepLR, which itself
+  waits ``step_size`` calls, first decays after step_size**2 epochs: step 36,000), and the
+  fixed-noise samples drawn with G left in train mode.
+* ``corrected``: the same networks and hyperparameters done as the paper describes and as
+  DCGAN intends [Radford et al. 2016]: images in [-1, 1], shuffled batches, N(0, 0.02)
+  initialisation, StepLR stepped once per epoch, sampling in eval mode, and the same
+  objective through the numerically stable ``BCEWithLogitsLoss``.
+* ``fc_gan`` and ``wgan_gp``: the baselines of ``effgen.gan.baselines``.
+
+An "epoch" is the original's 1,000 optimisation steps (``epoch_steps``), not a pass over the
+data. Every step is one discriminator (critic) update and one generator update; a WGAN-GP step
+takes ``n_critic`` critic updates. The run checkpoints its whole state (models, optimisers,
+schedulers, data order and every RNG), so a resumed run continues bit for bit.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..budget import GAN_LIMITS, BudgetReport, check_budget, count_params
+from ..data.batches import InMemoryBatches
+from ..errors import DataError, ParamsError
+from ..progress import progress
+from ..seeding import seed_everything
+from .augment import flip_and_crop
+from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic, gradient_penalty
+from .models import LATENT_DIM, Discriminator, Generator, dcgan_init_, save_generator
+
+ARCHITECTURES = ("dcgan", "dcgan_layernorm", "fc")
+LOSSES = ("sigmoid_bce", "logits_bce", "wgan_gp")
+OUTPUT_RANGES = ("zero_one", "minus_one_one")
+LR_SCHEDULES = ("original", "per_epoch", "none")
+SAMPLE_MODES = ("train", "eval")
+HISTORY_COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "lr_g", "lr_d")
+# Settings a finished or interrupted run may be continued with, unchanged results otherwise.
+RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """Every setting of a GAN run. Build one with ``preset(name)`` or ``GanConfig.from_dict``."""
+
+    recipe: str = "corrected"  # a label; the switches below define the run
+    architecture: str = "dcgan"  # dcgan | dcgan_layernorm (WGAN-GP critic) | fc
+    loss: str = "logits_bce"  # sigmoid_bce (original) | logits_bce | wgan_gp
+    data_range: str = "minus_one_one"  # what real images are scaled to: zero_one (original) | minus_one_one
+    shuffle: bool = True  # reshuffle the data every pass; False walks one fixed order, as the original
+    dcgan_init: bool = True  # N(0, 0.02) weights (DCGAN); False keeps PyTorch's defaults (original)
+    lr_schedule: str = "per_epoch"  # per_epoch | original (stepped every step_size epochs) | none
+    sample_mode: str = "eval"  # how G runs when drawing the fixed-noise grids: eval | train (original)
+    augment: bool = False  # random flips and 4-pixel-padded crops of the real images
+    steps: int = 50_000  # optimisation steps (one D and one G update each)
+    batch_size: int = 64
+    g_lr: float = 7.508e-4
+    d_lr: float = 4.540e-4
+    beta1: float = 0.5
+    beta2: float = 0.99
+    step_size: int = 6  # StepLR step size, in epochs
+    gamma: float = 0.2078  # StepLR decay factor
+    epoch_steps: int = 1_000  # optimisation steps per "epoch", as the original counted them
+    n_critic: int = 1  # discriminator updates per step
+    gp_weight: float = 10.0  # WGAN-GP penalty weight
+    seed: int = 0
+    sample_every: int = 1_000  # steps between fixed-noise sample grids
+    checkpoint_every: int = 1_000  # steps between checkpoints
+    n_fixed: int = 64  # images in each fixed-noise grid
+
+    def __post_init__(self) -> None:
+        choices = {"architecture": ARCHITECTURES, "loss": LOSSES, "data_range": OUTPUT_RANGES,
+                   "lr_schedule": LR_SCHEDULES, "sample_mode": SAMPLE_MODES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ParamsError(f"GAN setting {name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
+        for name in ("steps", "batch_size", "step_size", "epoch_steps", "n_critic", "sample_every",
+                     "checkpoint_every", "n_fixed"):
+            if getattr(self, name) < 1:
+                raise ParamsError(f"GAN setting {name}={getattr(self, name)} must be at least 1")
+        for name in ("g_lr", "d_lr", "gamma"):
+            if not getattr(self, name) > 0:
+                raise ParamsError(f"GAN setting {name}={getattr(self, name)} must be positive")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ParamsError(f"GAN setting {name}={getattr(self, name)} must lie in [0, 1)")
+        if self.gp_weight < 0:
+            raise ParamsError(f"GAN setting gp_weight={self.gp_weight} must not be negative")
+        if self.loss == "wgan_gp" and self.architecture == "dcgan":
+            raise ParamsError("the WGAN-GP loss needs a critic without BatchNorm: "
+                              "use architecture='dcgan_layernorm' or 'fc'")
+
+    @property
+    def output_range(self) -> str:
+        """The range G learned to draw: that of the real images it was shown."""
+        return self.data_range
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> GanConfig:
+        """Start from the preset named by ``values['recipe']`` (default corrected), then override.
+
+        Unknown keys and wrong types raise ``ParamsError`` before anything runs.
+        """
+        if not isinstance(values, Mapping):
+            raise ParamsError(f"GAN parameters must be a mapping, not {type(values).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ParamsError(f"unknown GAN parameter(s): {', '.join(unknown)}; "
+                              f"known: {', '.join(fields)}")
+        checked = {name: _checked_value(name, value, fields[name].type) for name, value in values.items()}
+        recipe = checked.pop("recipe", "corrected")
+        return preset(recipe, **checked)
+
+
+def _checked_value(name: str, value: Any, annotation: Any) -> Any:
+    kind = {"int": int, "float": float, "str": str, "bool": bool}[str(annotation)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ParamsError(f"GAN parameter {name} must be {kind.__name__}, got {value!r} "
+                          f"({type(value).__name__})")
+    return value
+
+
+_BASE = GanConfig()
+PRESETS: dict[str, GanConfig] = {
+    "corrected": _BASE,
+    "faithful": dataclasses.replace(
+        _BASE, recipe="faithful", loss="sigmoid_bce", data_range="zero_one", shuffle=False,
+        dcgan_init=False, lr_schedule="original", sample_mode="train"),
+    # Goodfellow-style MLP GAN with the DCGAN paper's Adam settings.
+    "fc_gan": dataclasses.replace(
+        _BASE, recipe="fc_gan", architecture="fc", dcgan_init=False, lr_schedule="none",
+        g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999),
+    # Gulrajani et al.'s CIFAR settings: Adam(1e-4, 0, 0.9), five critic updates, lambda 10.
+    "wgan_gp": dataclasses.replace(
+        _BASE, recipe="wgan_gp", architecture="dcgan_layernorm", loss="wgan_gp", dcgan_init=False,
+        lr_schedule="none", g_lr=1e-4, d_lr=1e-4, beta1=0.0, beta2=0.9, n_critic=5),
+}
+
+
+def preset(name: str, **overrides: Any) -> GanConfig:
+    """A named recipe, with any settings overridden (``preset("corrected", augment=True)``)."""
+    if name not in PRESETS:
+        raise ParamsError(f"unknown GAN recipe {name!r}; choose one of {', '.join(PRESETS)}")
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(GanConfig)})
+    if unknown:
+        raise ParamsError(f"unknown GAN parameter(s): {', '.join(unknown)}")
+    return dataclasses.replace(PRESETS[name], **overrides)
+
+
+# ---------------------------------------------------------------- learning-rate schedule
+
+def lr_decays(step: int, config: GanConfig) -> int:
+    """How many times StepLR has decayed the learning rate before optimisation step ``step`` (0-based).
+
+    ``per_epoch``: ``scheduler.step()`` after every epoch, so a decay every ``step_size`` epochs.
+    ``original``: ``scheduler.step()`` only after every ``step_size``-th epoch. StepLR counts its
+    own calls and decays every ``step_size`` of them, so the first decay comes after
+    ``step_size**2`` epochs: with 6 and epochs of 1,000 steps, at step 36,000, and no other
+    within 50,000 steps.
+    """
+    epochs_done = step // config.epoch_steps
+    if config.lr_schedule == "per_epoch":
+        return epochs_done // config.step_size
+    if config.lr_schedule == "original":
+        return (epochs_done // config.step_size) // config.step_size
+    return 0
+
+
+def lr_at(step: int, config: GanConfig) -> tuple[float, float]:
+    """(generator, discriminator) learning rates used by step ``step`` (0-based)."""
+    factor = config.gamma ** lr_decays(step, config)
+    return config.g_lr * factor, config.d_lr * factor
+
+
+def _after_epoch(epoch: int, config: GanConfig, schedulers: list[torch.optim.lr_scheduler.StepLR]) -> None:
+    """Call the schedulers as the recipe did at the end of epoch ``epoch`` (1-based)."""
+    if config.lr_schedule == "per_epoch" or (config.lr_schedule == "original" and epoch % config.step_size == 0):
+        for scheduler in schedulers:
+            scheduler.step()
+
+
+# ---------------------------------------------------------------- models and sampling
+
+def build_models(config: GanConfig) -> tuple[nn.Module, nn.Module]:
+    """Fresh (generator, discriminator) for ``config``, seeded by the caller."""
+    if config.architecture == "fc":
+        generator, discriminator = FCGenerator(), FCDiscriminator()
+    elif config.architecture == "dcgan_layernorm":
+        generator, discriminator = Generator(), LayerNormCritic()
+    else:
+        generator, discriminator = Generator(), Discriminator()
+    if config.dcgan_init:
+        dcgan_init_(generator)
+        dcgan_init_(discriminator)
+    return generator, discriminator
+
+
+def to_unit_range(images: torch.Tensor, output_range: str) -> torch.Tensor:
+    """Generator output -> displayable images in [0, 1].
+
+    ``minus_one_one``: (x + 1) / 2. ``zero_one``: G was trained on [0, 1] data, so its
+    tanh output is read as is and clipped, as the original's PNG export clipped negatives to black.
+    """
+    if output_range == "minus_one_one":
+        return ((images + 1) / 2).clamp(0, 1)
+    if output_range == "zero_one":
+        return images.clamp(0, 1)
+    raise ParamsError(f"unknown output_range {output_range!r}; choose one of {', '.join(OUTPUT_RANGES)}")
+
+
+def from_minus_one_one(images: torch.Tensor, data_range: str) -> torch.Tensor:
+    """Real images in [-1, 1] -> the range the recipe trains on."""
+    return (images + 1) / 2 if data_range == "zero_one" else images
+
+
+@torch.no_grad()
+def generated_images(generator: nn.Module, n: int, seed: int, device: torch.device | str = "cpu",
+                     output_range: str = "minus_one_one", batch_size: int = 500,
+                     bn_mode: str = "eval") -> torch.Tensor:
+    """``n`` images in [0, 1], (n, 3, 32, 32) float32 on the CPU, from latents seeded by ``seed``.
+
+    ``bn_mode="eval"`` uses BatchNorm's running statistics. ``"train"`` normalises each batch
+    by its own statistics, as the original sampled; it runs on a copy, leaving ``generator`` untouched.
+    The same ``seed`` and ``n`` give the same latents whatever ``batch_size`` is.
+    """
+    if bn_mode not in SAMPLE_MODES:
+        raise ParamsError(f"bn_mode {bn_mode!r}: choose one of {', '.join(SAMPLE_MODES)}")
+    device = torch.device(device)
+    generator.to(device)
+    was_training = generator.training
+    model = copy.deepcopy(generator).train() if bn_mode == "train" else generator.eval()
+    latent_dim = getattr(generator, "latent_dim", LATENT_DIM)
+    latents = torch.randn(n, latent_dim, 1, 1, generator=torch.Generator().manual_seed(seed))
+    chunks = []
+    try:
+        for start in range(0, n, batch_size):
+            z = latents[start:start + batch_size].to(device)
+            chunks.append(to_unit_range(model(z).float(), output_range).cpu())
+    finally:
+        generator.train(was_training)
+    return torch.cat(chunks) if chunks else torch.empty(0, 3, 32, 32)
+
+
+def image_grid(images: torch.Tensor, columns: int = 8, gap: int = 2) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> one (H', W', 3) uint8 grid image, white gaps between tiles."""
+    n, channels, height, width = images.shape
+    rows = math.ceil(n / columns)
+    grid = torch.ones(channels, rows * (height + gap) - gap, columns * (width + gap) - gap)
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        grid[:, r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = image
+    return (grid.permute(1, 2, 0) * 255).round().to(torch.uint8)
+
+
+def save_grid(images: torch.Tensor, path: Path, columns: int = 8) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid(images, columns).numpy()).save(path)
+
+
+# ---------------------------------------------------------------- the loop
+
+@dataclass
+class GanRun:
+    """What a finished (or stopped) run leaves: models, history and where its files are."""
+
+    config: GanConfig
+    generator: nn.Module
+    discriminator: nn.Module
+    history: pd.DataFrame  # one row per step: HISTORY_COLUMNS
+    run_dir: Path | None
+    budget: BudgetReport
+    resumed_from: int  # the step this call started from (0: a fresh run)
+    seconds: float  # wall time this call spent training
+    samples: dict[int, Path] = field(default_factory=dict)  # step -> fixed-noise grid PNG
+
+    @property
+    def step(self) -> int:
+        return len(self.history)
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.config.steps
+
+    @property
+    def generator_path(self) -> Path | None:
+        return self.run_dir / "generator.pt" if self.run_dir else None
+
+
+def check_gan_budget(config: GanConfig) -> BudgetReport:
+    """Parameters of G + D and the step count against the paper's limits, before any compute."""
+    generator, discriminator = build_models(dataclasses.replace(config, dcgan_init=False))
+    return check_budget(count_params(generator, discriminator), config.steps, GAN_LIMITS)
+
+
+def _validate_images(images: torch.Tensor, config: GanConfig) -> None:
+    if images.dim() != 4 or tuple(images.shape[1:]) != (3, 32, 32):
+        raise DataError(f"GAN training needs images of shape (N, 3, 32, 32), got {tuple(images.shape)}")
+    if images.shape[0] < config.batch_size:
+        raise DataError(f"{images.shape[0]} images cannot fill one batch of {config.batch_size}")
+    if not images.is_floating_point() or images.min() < -1.0001 or images.max() > 1.0001:
+        raise DataError("GAN training expects float images scaled to [-1, 1] (as effgen.data returns them)")
+
+
+class _Trainer:
+    """Holds one run's state; ``train_gan`` is its public face."""
+
+    def __init__(self, config: GanConfig, images: torch.Tensor, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        seed_everything(config.seed)
+        self.generator, self.discriminator = build_models(config)
+        self.generator.to(device)
+        self.discriminator.to(device)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.g_lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr, betas=betas)
+        self.schedulers = [torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.gamma)
+                           for opt in (self.opt_g, self.opt_d)]
+        if not config.shuffle:
+            # The original walked torchvision's stored CIFAR order, which mixes the classes, the
+            # same way every epoch. Image-folder trees come sorted by class, so "no shuffle" here
+            # means one seeded mixed order, fixed for the whole run.
+            images = images[torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(config.seed))]
+        # Separate CPU streams for data order, latents and augmentation keep each reproducible alone.
+        self.batches = InMemoryBatches(images.to(device), batch_size=config.batch_size,
+                                       shuffle=config.shuffle, seed=config.seed)
+        self.noise = torch.Generator().manual_seed(config.seed + 1)
+        self.augment_rng = torch.Generator().manual_seed(config.seed + 2)
+        self.fixed_noise = torch.randn(config.n_fixed, LATENT_DIM, 1, 1,
+                                       generator=torch.Generator().manual_seed(config.seed + 3)).to(device)
+        # Per-step (loss_d, loss_g, d_real, d_fake) stay on the device until written out, so the
+        # loop never waits for the GPU; the learning rates are plain floats.
+        self.rows: list[torch.Tensor] = []
+        self.lrs: list[tuple[float, float]] = []
+        self.ones = torch.ones(config.batch_size, device=device)
+        self.zeros = torch.zeros(config.batch_size, device=device)
+
+    # -- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.as_dict(),
+            "step": len(self.rows),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "batches": self.batches.state_dict(),
+            "noise": self.noise.get_state(),
+            "augment_rng": self.augment_rng.get_state(),
+            "history": self.history_tensor(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        self.batches.load_state_dict(state["batches"])
+        self.noise.set_state(state["noise"])
+        self.augment_rng.set_state(state["augment_rng"])
+        history = state["history"]
+        self.rows = list(history[:, 1:5].float().to(self.device).unbind(0))
+        self.lrs = [(float(g), float(d)) for g, d in history[:, 5:7].tolist()]
+
+    def history_tensor(self) -> torch.Tensor:
+        if not self.rows:
+            return torch.empty(0, len(HISTORY_COLUMNS), dtype=torch.float64)
+        stats = torch.stack(self.rows).cpu().double()
+        steps = torch.arange(1, len(self.rows) + 1, dtype=torch.float64)[:, None]
+        return torch.cat([steps, stats, torch.tensor(self.lrs, dtype=torch.float64)], dim=1)
+
+    def history(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.history_tensor().numpy(), columns=list(HISTORY_COLUMNS))
+        return frame.astype({"step": "int64"})
+
+    # -- one step
+    def _real_batch(self) -> torch.Tensor:
+        (real,) = self.batches.next()
+        if self.config.augment:
+            real = flip_and_crop(real, self.augment_rng)
+        return from_minus_one_one(real, self.config.data_range)
+
+    def _latents(self) -> torch.Tensor:
+        return torch.randn(self.config.batch_size, LATENT_DIM, 1, 1, generator=self.noise).to(self.device)
+
+    def _d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, real: torch.Tensor,
+                fake: torch.Tensor) -> torch.Tensor:
+        loss = self.config.loss
+        if loss == "sigmoid_bce":
+            return (F.binary_cross_entropy(torch.sigmoid(real_out), self.ones)
+                    + F.binary_cross_entropy(torch.sigmoid(fake_out), self.zeros))
+        if loss == "logits_bce":
+            return (F.binary_cross_entropy_with_logits(real_out, self.ones)
+                    + F.binary_cross_entropy_with_logits(fake_out, self.zeros))
+        penalty = gradient_penalty(self.discriminator, real, fake, self.noise)
+        return fake_out.mean() - real_out.mean() + self.config.gp_weight * penalty
+
+    def _g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "sigmoid_bce":
+            return F.binary_cross_entropy(torch.sigmoid(fake_out), self.ones)
+        if self.config.loss == "logits_bce":
+            return F.binary_cross_entropy_with_logits(fake_out, self.ones)
+        return -fake_out.mean()
+
+    def _scores(self, out: torch.Tensor) -> torch.Tensor:
+        """D(x) as logged: a probability for the BCE losses, the raw critic score for WGAN-GP."""
+        return out.mean() if self.config.loss == "wgan_gp" else torch.sigmoid(out).mean()
+
+    def step(self) -> None:
+        config = self.config
+        step = len(self.rows)
+        lr_g, lr_d = self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"]
+        for _ in range(config.n_critic):
+            real = self._real_batch()
+            fake = self.generator(self._latents())
+            real_out = self.discriminator(real)
+            fake_out = self.discriminator(fake.detach())
+            loss_d = self._d_loss(real_out, fake_out, real, fake)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        # The generator update reuses the last fake batch, as the PyTorch DCGAN recipe does.
+        loss_g = self._g_loss(self.discriminator(fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.rows.append(torch.stack([loss_d.detach(), loss_g.detach(), self._scores(real_out.detach()),
+                                      self._scores(fake_out.detach())]).float())
+        self.lrs.append((lr_g, lr_d))
+        if (step + 1) % config.epoch_steps == 0:
+            _after_epoch((step + 1) // config.epoch_steps, config, self.schedulers)
+
+    @torch.no_grad()
+    def sample_fixed(self) -> torch.Tensor:
+        """The fixed-noise grid in [0, 1]. In train mode (the original) this updates BN running stats."""
+        was_training = self.generator.training
+        self.generator.train(self.config.sample_mode == "train")
+        try:
+            images = self.generator(self.fixed_noise)
+        finally:
+            self.generator.train(was_training)
+        return to_unit_range(images.float(), self.config.output_range).cpu()
+
+
+def _compatible(saved: Mapping[str, Any], config: GanConfig) -> list[str]:
+    wanted = config.as_dict()
+    return [key for key in wanted if key not in RESUMABLE_CHANGES and saved.get(key) != wanted[key]]
+
+
+def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = None,
+              device: torch.device | str = "cpu", *, stop_at: int | None = None,
+              provenance: Mapping[str, Any] | None = None, show_progress: bool = True) -> GanRun:
+    """Train (or resume, or just reload) one GAN run on ``images`` (N, 3, 32, 32) in [-1, 1].
+
+    With ``run_dir`` the run keeps ``checkpoint.pt`` (full state), ``history.csv``,
+    ``samples/step-NNNNNN.png`` and, once finished, ``generator.pt`` (``save_generator``
+    format, for DCGAN generators). Calling again with the same config continues from the
+    checkpoint; a finished run is reloaded without training. Only ``steps`` and
+    ``checkpoint_every`` may change between calls. ``stop_at`` ends this call early after
+    checkpointing that step, as an interruption would.
+    """
+    device = torch.device(device)
+    budget = check_gan_budget(config)  # raises BudgetError before any data moves
+    _validate_images(images, config)
+    trainer = _Trainer(config, images, device)
+    checkpoint = run_dir / "checkpoint.pt" if run_dir else None
+    if checkpoint and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        if changed := _compatible(state["config"], config):
+            raise ParamsError(
+                f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
+                "choose another run folder or delete it to start afresh")
+        if state["step"] > config.steps:
+            raise ParamsError(f"{run_dir} already holds {state['step']:,} steps, more than the "
+                              f"{config.steps:,} asked for; ask for at least that many")
+        trainer.load_state_dict(state)
+    resumed_from = len(trainer.rows)
+    target = config.steps if stop_at is None else min(stop_at, config.steps)
+    samples = _existing_samples(run_dir)
+    started = time.perf_counter()
+    trainer.generator.train()
+    trainer.discriminator.train()
+    bar_options: dict[str, Any] = {} if show_progress else {"disable": True}
+    bar = (progress(total=config.steps, initial=resumed_from, desc=config.recipe, **bar_options)
+           if target > resumed_from else None)
+    try:
+        for step in range(resumed_from + 1, target + 1):
+            trainer.step()
+            if step % config.sample_every == 0 or step == config.steps:
+                grid = trainer.sample_fixed()
+                if run_dir:
+                    samples[step] = run_dir / "samples" / f"step-{step:06d}.png"
+                    save_grid(grid, samples[step])
+            if checkpoint and (step % config.checkpoint_every == 0 or step == target):
+                _atomic_save(trainer.state_dict(), checkpoint)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - started
+    run = GanRun(config=config, generator=trainer.generator, discriminator=trainer.discriminator,
+                 history=trainer.history(), run_dir=run_dir, budget=budget, resumed_from=resumed_from,
+                 seconds=seconds, samples=samples)
+    if run_dir:
+        _write_outputs(run, provenance or {})
+    return run
+
+
+def _existing_samples(run_dir: Path | None) -> dict[int, Path]:
+    if not run_dir or not (run_dir / "samples").is_dir():
+        return {}
+    return {int(p.stem.split("-")[1]): p for p in sorted((run_dir / "samples").glob("step-*.png"))}
+
+
+def _atomic_save(payload: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def _write_outputs(run: GanRun, provenance: Mapping[str, Any]) -> None:
+    assert run.run_dir is not None
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    run.history.to_csv(run.run_dir / "history.csv", index=False)
+    (run.run_dir / "config.json").write_text(json.dumps(run.config.as_dict(), indent=2))
+    if run.finished and isinstance(run.generator, Generator):
+        save_generator(run.generator, run.run_dir / "generator.pt", extra=generator_metadata(run, provenance))
+
+
+def generator_metadata(run: GanRun, provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``extra`` stored with a generator checkpoint; chapter 05 reads it."""
+    return {
+        "recipe": run.config.recipe,
+        "steps": run.step,
+        "seed": run.config.seed,
+        "dataset": str(provenance.get("dataset", "")),
+        "output_range": run.config.output_range,
+        "sample_mode": run.config.sample_mode,
+        "params_g_plus_d": run.budget.params,
+    }

@@ -1,0 +1,34 @@
+"""Evaluation metrics: FID (pytorch-fid's Inception, in memory), LPIPS, and latent interpolation."""
+from .fid import (
+    FULL_RANK_MIN_N,
+    TTUR_MIN_N,
+    FidStats,
+    fid_vs_n,
+    frechet_distance,
+    image_set_stats,
+    inception_features,
+    quantise,
+    sample_caveats,
+    subsample,
+)
+from .inception_weights import InceptionWeights, ensure_inception_weights
+from .interpolate import interpolation_latents, latent_pairs, lerp, render_latents, slerp
+from .perceptual import (
+    Memorisation,
+    backbone_available,
+    backbone_file,
+    inception_neighbours,
+    load_lpips,
+    lpips_matrix,
+    memorisation,
+    original_protocol,
+    pairwise_diversity,
+)
+
+__all__ = [
+    "FULL_RANK_MIN_N", "TTUR_MIN_N", "FidStats", "InceptionWeights", "Memorisation", "backbone_available",
+    "backbone_file", "ensure_inception_weights", "fid_vs_n", "frechet_distance", "image_set_stats",
+    "inception_features", "inception_neighbours", "interpolation_latents", "latent_pairs", "lerp",
+    "load_lpips", "lpips_matrix", "memorisation", "original_protocol", "pairwise_diversity", "quantise",
+    "render_latents", "sample_caveats", "slerp", "subsample",
+]

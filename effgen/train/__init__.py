@@ -1,0 +1,11 @@
+"""Step-budgeted classifier training: configuration, the training loop, and chapter-level experiments."""
+from .config import MODELS, ClassifierConfig, build_model
+from .experiments import ClassifierRun, histories, run_classifier, run_seeds, seed_summary
+from .loop import (CHECKPOINT_FILE, HISTORY_COLUMNS, TrainResult, budget_of, data_fingerprint, evaluate,
+                   load_classifier, train_classifier)
+
+__all__ = [
+    "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "ClassifierConfig", "ClassifierRun", "TrainResult",
+    "budget_of", "build_model", "data_fingerprint", "evaluate", "histories", "load_classifier", "run_classifier",
+    "run_seeds", "seed_summary", "train_classifier",
+]

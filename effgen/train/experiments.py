@@ -1,0 +1,110 @@
+"""Experiments as the chapters run them: train (or reuse) a run, score it on test once, sweep seeds.
+
+A run lives in its own folder: the training checkpoint and history, plus ``test.json`` and
+``test_predictions.npy`` written the first time the finished model meets the test split.
+Re-running a chapter therefore reuses every finished run and touches the test split once.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ..budget import BudgetReport
+from .config import ClassifierConfig
+from .loop import data_fingerprint, evaluate, train_classifier
+
+TEST_FILE = "test.json"
+PREDICTIONS_FILE = "test_predictions.npy"
+
+
+class Splits(Protocol):
+    train: tuple[Tensor, Tensor]
+    valid: tuple[Tensor, Tensor]
+    test: tuple[Tensor, Tensor]
+
+
+@dataclass
+class ClassifierRun:
+    config: ClassifierConfig
+    history: pd.DataFrame
+    budget: BudgetReport
+    test: dict[str, Any]  # accuracy and mean_batch_accuracy (fractions), loss, n
+    predictions: np.ndarray  # test-set predictions, int64 (n,)
+    out_dir: Path
+
+    @property
+    def test_acc(self) -> float:
+        """Test accuracy over all samples, in percent."""
+        return 100.0 * self.test["accuracy"]
+
+    @property
+    def flag(self) -> str:
+        """A dagger on every run that exceeds the paper's limits on purpose (it says so in its config)."""
+        return "†" if self.config.over_budget_reason or self.budget.over_budget else ""
+
+
+def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device, out_dir: Path) -> ClassifierRun:
+    """Train (resume, or reuse) in ``out_dir``, then score the test split once and cache the score."""
+    out_dir = Path(out_dir)
+    result = train_classifier(config, data.train, data.valid, device, out_dir)
+    x_test, y_test = data.test
+    fingerprint = data_fingerprint(x_test, y_test)
+    cached = _read_test(out_dir, fingerprint) if result.reused else None
+    if cached is None:
+        scores = evaluate(result.model, x_test, y_test, device)
+        predictions = scores.pop("predictions").numpy()
+        cached = (scores, predictions)
+        np.save(out_dir / PREDICTIONS_FILE, predictions, allow_pickle=False)
+        (out_dir / TEST_FILE).write_text(json.dumps({**scores, "data_fingerprint": fingerprint}, indent=2))
+    scores, predictions = cached
+    return ClassifierRun(config=config, history=result.history, budget=result.budget, test=scores,
+                         predictions=predictions, out_dir=out_dir)
+
+
+def run_seeds(config: ClassifierConfig, seeds: Iterable[int], data: Splits, device: torch.device,
+              root: Path, name: str) -> list[ClassifierRun]:
+    """The same configuration once per seed, each in ``root/<name>-seed<seed>``."""
+    return [run_classifier(config.replace(seed=seed), data, device, Path(root) / f"{name}-seed{seed}")
+            for seed in seeds]
+
+
+def seed_summary(runs: list[ClassifierRun]) -> dict[str, Any]:
+    """Test accuracy (percent) over seeds: mean, sample std, min, max, n and the value per seed."""
+    accs = [run.test_acc for run in runs]
+    return {
+        "mean": statistics.fmean(accs),
+        "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "min": min(accs),
+        "max": max(accs),
+        "n": len(accs),
+        "per_seed": {int(run.config.seed): acc for run, acc in zip(runs, accs)},
+        "mean_batch_accuracy_mean": 100.0 * statistics.fmean(r.test["mean_batch_accuracy"] for r in runs),
+    }
+
+
+def histories(runs: list[ClassifierRun], **labels: Any) -> pd.DataFrame:
+    """All runs' histories stacked, with a ``seed`` column and any constant label columns."""
+    frames = [run.history.assign(seed=run.config.seed, **labels) for run in runs]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_test(out_dir: Path, fingerprint: str) -> tuple[dict[str, Any], np.ndarray] | None:
+    test_file, predictions_file = out_dir / TEST_FILE, out_dir / PREDICTIONS_FILE
+    if not (test_file.is_file() and predictions_file.is_file()):
+        return None
+    try:
+        record = json.loads(test_file.read_text())
+        predictions = np.load(predictions_file, allow_pickle=False)
+    except (ValueError, OSError):
+        return None  # unreadable cache: score again
+    if record.pop("data_fingerprint", None) != fingerprint or len(predictions) != record.get("n"):
+        return None
+    return record, predictions

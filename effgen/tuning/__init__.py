@@ -1,0 +1,38 @@
+"""The Optuna study of chapter 03: validation accuracy, rounds of narrowing bounds, resumable workers.
+
+- ``space``: the search space and the narrowing rule (pure functions);
+- ``storage``: storage URLs and paths to Optuna storages;
+- ``study``: rounds, the per-trial seeded TPE, the worker loop, summaries for the chapter;
+- ``settings``: the study's settings as read from ``params/<profile>/03-tuning.yml``;
+- ``classifier``: the PaperClassifier objective, best-setting export, the budget sweep.
+
+``classifier`` imports torch; it loads on first use so the generic parts stay light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .settings import CHAPTER_ONLY, DEFAULT_SPACE, TuningSettings
+from .space import Bound, NarrowingRule, narrow, narrow_bound, parse_space, top_trials
+from .storage import default_storage, open_storage, parse_storage
+from .study import (PerTrialSeededSampler, Round, RoundPlan, count_finished, current_round, finished_trials,
+                    make_pruner, open_study, plotting_view, pruning_savings, rounds_frame, run_worker,
+                    stored_rounds, trials_frame)
+
+_CLASSIFIER = ("BEST_FILE", "TuningRun", "best_config", "budget_sweep", "check_space_budget",
+               "classifier_trial", "connect", "export_best", "load_best", "log_grid", "run_tuning")
+
+__all__ = [
+    "CHAPTER_ONLY", "DEFAULT_SPACE", "Bound", "NarrowingRule", "PerTrialSeededSampler", "Round", "RoundPlan",
+    "TuningSettings", "count_finished", "current_round", "default_storage", "finished_trials", "make_pruner",
+    "narrow", "narrow_bound", "open_storage", "open_study", "parse_space", "parse_storage", "plotting_view",
+    "pruning_savings", "rounds_frame", "run_worker", "stored_rounds", "top_trials", "trials_frame",
+    *_CLASSIFIER,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSIFIER:
+        return getattr(importlib.import_module(".classifier", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,115 @@
+"""Where a study lives: a storage URL or path turned into an Optuna storage, checked up front.
+
+Accepted forms:
+
+- ``""``: the default, SQLite at ``runs/<profile>/03-tuning/optuna.db``;
+- ``sqlite:///relative.db`` or ``sqlite:////absolute.db``, ``postgresql://...``, ``mysql://...``:
+  any SQLAlchemy URL Optuna's RDB storage takes (an RDB server is how machines share a study);
+- ``journal:///absolute/path.log`` or ``journal://relative/path.log``: Optuna's journal file,
+  for many processes on one machine or on a shared file system without working ``fcntl`` locks;
+- a bare path: a journal file if it ends in ``.log``, ``.jsonl`` or ``.journal``, SQLite otherwise.
+
+RDB storages get a heartbeat, so a trial whose worker was killed is marked FAIL once it has
+been silent for ``grace_period`` seconds (Optuna's own stale-trial check). A journal file
+has no heartbeat: a killed worker's trial stays RUNNING. Neither case loses a finished trial,
+and neither counts towards ``n_trials`` (only COMPLETE and PRUNED trials do).
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from ..errors import ParamsError
+from ..paths import runs_dir
+
+CHAPTER = "03-tuning"
+JOURNAL_SUFFIXES: tuple[str, ...] = (".log", ".jsonl", ".journal")
+SQLITE_TIMEOUT_S = 60  # concurrent SQLite writers wait this long for the file lock
+_URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    kind: str  # "rdb" | "journal"
+    target: str  # the SQLAlchemy URL, or the journal file's path
+    heartbeat_interval: int = 30
+    grace_period: int = 120
+
+    def describe(self) -> str:
+        if self.kind == "journal":
+            return f"journal file {self.target}"
+        return _redact(self.target)
+
+
+def default_storage(profile: str) -> str:
+    return f"sqlite:///{runs_dir(profile, CHAPTER) / 'optuna.db'}"
+
+
+def parse_storage(storage: str, profile: str, heartbeat_interval: int = 30,
+                  grace_period: int = 120) -> StorageSpec:
+    """Classify ``storage`` without touching it; raises ParamsError on a form it cannot be."""
+    if not isinstance(storage, str):
+        raise ParamsError(f"storage must be a string (URL or path), got {storage!r}")
+    if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
+        raise ParamsError(f"heartbeat: need interval >= 1 s and grace period > interval, "
+                          f"got {heartbeat_interval} and {grace_period}")
+    text = storage.strip() or default_storage(profile)
+    beat = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
+    match = _URL.match(text)
+    if match is None:  # a bare path
+        if text.lower().endswith(JOURNAL_SUFFIXES):
+            return StorageSpec("journal", str(Path(text).expanduser()), **beat)
+        return StorageSpec("rdb", f"sqlite:///{Path(text).expanduser()}", **beat)
+    scheme = match["scheme"].lower()
+    if scheme == "journal":
+        if not match["rest"]:
+            raise ParamsError(f"storage {storage!r}: a journal URL needs a path, e.g. journal:///tmp/study.log")
+        return StorageSpec("journal", match["rest"], **beat)
+    dialect = scheme.split("+", 1)[0]
+    if dialect in ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql"):
+        if dialect == "postgres":
+            raise ParamsError(f"storage {_redact(storage)!r}: SQLAlchemy spells it postgresql://")
+        return StorageSpec("rdb", text, **beat)
+    raise ParamsError(f"storage {_redact(storage)!r}: unknown scheme {scheme!r}; use sqlite:///, "
+                      "postgresql://, mysql://, journal:///path, or a file path")
+
+
+def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
+    """Connect (creating the SQLite or journal file and its folder); errors become ParamsError."""
+    if spec.kind == "journal":
+        path = Path(spec.target)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        except OSError as err:
+            raise ParamsError(f"storage {spec.describe()}: cannot open: {err}") from None
+    engine_kwargs = {}
+    if spec.target.lower().startswith("sqlite"):
+        database = spec.target.split(":///", 1)[1] if ":///" in spec.target else ""
+        if database and database != ":memory:":
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ParamsError(f"storage {spec.describe()}: cannot create its folder: {err}") from None
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    try:
+        with warnings.catch_warnings():  # the heartbeat arguments are flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(spec.target, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=spec.heartbeat_interval,
+                                              grace_period=spec.grace_period)
+    except ModuleNotFoundError as err:
+        raise ParamsError(f"storage {spec.describe()}: its database driver is not installed "
+                          f"({err.name}); pip install it, e.g. psycopg2-binary for PostgreSQL") from None
+    except Exception as err:  # SQLAlchemy raises many kinds; the user needs the first line only
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ParamsError(f"storage {spec.describe()}: cannot connect: {first}") from None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in ``scheme://user:password@host`` before it reaches a message."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

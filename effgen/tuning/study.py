@@ -1,0 +1,334 @@
+"""The study machinery: rounds of narrowing bounds, a per-trial seeded TPE, and resumable workers.
+
+Nothing here knows about classifiers. A *trial function* receives the sampled parameters and
+a ``report(step, value)`` callback (which raises ``optuna.TrialPruned`` when the pruner says
+so) and returns the value to maximise. :func:`run_worker` calls it until the study holds
+``n_trials`` finished trials, so any number of processes can run :func:`run_worker` on one
+storage and together they fill one study.
+
+Bookkeeping that lets a resumed or second worker agree on the state of the study:
+
+- study user attribute ``effgen_config``: the settings that define the study (everything but
+  ``n_trials``, the storage and the device); a worker with different settings is refused;
+- study user attributes ``round_0``, ``round_1``, ...: each round's bounds and the trials it
+  was narrowed around;
+- trial user attributes ``round`` (set when the trial starts), ``steps_trained`` and ``worker``.
+
+A round ends once ``trials_per_round`` of its trials have finished (COMPLETE or PRUNED).
+Trials that were already running then stay in the round they started in, so with ``W``
+workers a round holds up to ``trials_per_round + W - 1`` trials. ``n_trials`` is the target
+number of COMPLETE + PRUNED trials in the whole study; FAIL and RUNNING trials (a killed
+worker's) do not count. Each worker re-checks the count before every trial, so ``W`` workers
+overshoot the target by at most ``W - 1`` trials.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from ..errors import EffgenError, ParamsError
+from ..progress import progress
+from .space import Bound, NarrowingRule, SearchSpace, narrow, space_to_dict, top_trials
+
+CONFIG_ATTR = "effgen_config"
+ROUND_ATTR = "round_{}"
+FINISHED: tuple[TrialState, ...] = (TrialState.COMPLETE, TrialState.PRUNED)
+
+Reporter = Callable[[int, float], None]
+TrialFunction = Callable[[dict[str, Any], Reporter], float]
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna logs a line per trial and per study; the progress bar and the chapter say enough."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    space: SearchSpace  # round 0's bounds
+    trials_per_round: int
+    rule: NarrowingRule = field(default_factory=NarrowingRule)
+
+    def __post_init__(self) -> None:
+        if self.trials_per_round < 1:
+            raise ParamsError(f"trials_per_round {self.trials_per_round} must be >= 1")
+
+
+@dataclass(frozen=True)
+class Round:
+    index: int
+    space: SearchSpace
+    narrowed_around: tuple[int, ...] = ()  # numbers of the previous round's best trials
+
+    def to_attr(self) -> dict[str, Any]:
+        return {"index": self.index, "space": space_to_dict(self.space),
+                "narrowed_around": list(self.narrowed_around)}
+
+    @classmethod
+    def from_attr(cls, attr: Mapping[str, Any], initial: SearchSpace) -> "Round":
+        space = {name: Bound(name, entry["low"], entry["high"], entry["log"], initial[name].integer)
+                 for name, entry in attr["space"].items()}
+        return cls(int(attr["index"]), space, tuple(attr["narrowed_around"]))
+
+
+class PerTrialSeededSampler(optuna.samplers.BaseSampler):
+    """Optuna's TPE, re-seeded for every trial from ``(seed, trial number)``.
+
+    One seeded ``TPESampler`` per process would make every worker, and every resumed run,
+    replay the same random start-up points. Seeding per trial number keeps a single-worker
+    study reproducible across interruptions and gives concurrent workers different draws.
+    With several workers the history each trial sees depends on timing, so such a study is
+    not reproducible, only its per-trial seeds are.
+    """
+
+    def __init__(self, seed: int, n_startup_trials: int = 10) -> None:
+        self.seed = seed
+        self.n_startup_trials = n_startup_trials
+        self._tpe = self._for_trial(0)
+
+    def _for_trial(self, number: int) -> optuna.samplers.TPESampler:
+        trial_seed = int(np.random.SeedSequence([self.seed, number]).generate_state(1)[0])
+        # Independent (not multivariate) TPE: the bounds change between rounds, and the
+        # multivariate variant falls back to random sampling on a changing space.
+        return optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=self.n_startup_trials)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._tpe = self._for_trial(trial.number)
+        self._tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict:
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict) -> dict:
+        return self._tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: optuna.distributions.BaseDistribution) -> Any:
+        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._tpe.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._tpe.reseed_rng()
+
+
+def make_pruner(kind: str, startup_trials: int = 5, warmup_steps: int = 0) -> optuna.pruners.BasePruner:
+    """``median``: stop a trial whose intermediate value is below the median of earlier trials."""
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps)
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise ParamsError(f"pruner {kind!r} is not one of 'median', 'none'")
+
+
+def open_study(storage: optuna.storages.BaseStorage, study_name: str, config: Mapping[str, Any],
+               sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    """Create the study, or load it and check it was made with the same ``config``."""
+    with quiet_optuna():
+        study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                    sampler=sampler, pruner=pruner, load_if_exists=True)
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise ParamsError(f"study {study_name!r} exists and minimises; validation accuracy is maximised. "
+                          "Choose another study_name.")
+    wanted = json.loads(json.dumps(dict(config)))
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, wanted)
+    elif stored != wanted:
+        changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        details = "; ".join(f"{k}: stored {stored.get(k)!r}, asked {wanted.get(k)!r}" for k in changed)
+        raise ParamsError(f"study {study_name!r} was made with other settings ({details}); "
+                          "keep them, or give a new study_name or storage")
+    return study
+
+
+def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(finished_trials(study))
+
+
+def stored_rounds(study: optuna.Study, plan: RoundPlan) -> list[Round]:
+    attrs = study.user_attrs
+    rounds = []
+    while (attr := attrs.get(ROUND_ATTR.format(len(rounds)))) is not None:
+        rounds.append(Round.from_attr(attr, plan.space))
+    return rounds
+
+
+def next_round(previous: Round, trials: Sequence[FrozenTrial], rule: NarrowingRule) -> Round:
+    """Narrow ``previous`` around its best complete trials (ordered by trial number)."""
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
+    best = [complete[i].number for i in top_trials([t.value for t in complete], rule)]
+    space = narrow(previous.space, [(t.params, t.value) for t in complete], rule)
+    return Round(previous.index + 1, space, tuple(best))
+
+
+def current_round(study: optuna.Study, plan: RoundPlan) -> Round:
+    """The round a trial starting now belongs to, opening the next round when one is full.
+
+    Two workers may open the same round at once; both derive it from the same finished
+    trials, and each trial records the bounds it actually used in its distributions.
+    """
+    rounds = stored_rounds(study, plan)
+    if not rounds:
+        rounds = [Round(0, dict(plan.space))]
+        study.set_user_attr(ROUND_ATTR.format(0), rounds[0].to_attr())
+    while True:
+        last = rounds[-1]
+        members = [t for t in finished_trials(study) if t.user_attrs.get("round") == last.index]
+        if len(members) < plan.trials_per_round:
+            return last
+        following = next_round(last, members, plan.rule)
+        study.set_user_attr(ROUND_ATTR.format(following.index), following.to_attr())
+        rounds.append(following)
+
+
+@dataclass
+class WorkerReport:
+    worker: str
+    trials_run: int
+    finished_in_study: int
+    target: int
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def make_objective(plan: RoundPlan, trial_function: TrialFunction) -> Callable[[optuna.Trial], float]:
+    """Wrap a trial function: pick the round, sample inside its bounds, report for pruning."""
+    me = worker_id()
+
+    def objective(trial: optuna.Trial) -> float:
+        round_ = current_round(trial.study, plan)
+        trial.set_user_attr("round", round_.index)
+        trial.set_user_attr("worker", me)
+        params = {name: bound.suggest(trial) for name, bound in round_.space.items()}
+
+        def report(step: int, value: float) -> None:
+            trial.set_user_attr("steps_trained", int(step))
+            trial.report(float(value), int(step))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step} with {value:.4f}")
+
+        return float(trial_function(params, report))
+
+    return objective
+
+
+def run_worker(study: optuna.Study, plan: RoundPlan, trial_function: TrialFunction, n_trials: int,
+               max_consecutive_failures: int = 3) -> WorkerReport:
+    """Run trials until the study holds ``n_trials`` finished trials; safe to kill at any point.
+
+    An exception in the trial function marks that trial FAIL and propagates (bad settings
+    should stop the run, not fill the study with failures).
+    """
+    if n_trials < 0:
+        raise ParamsError(f"n_trials {n_trials} must be >= 0")
+    objective = make_objective(plan, trial_function)
+    ran = failures = 0
+    bar = progress(total=n_trials, initial=min(count_finished(study), n_trials), desc="trials")
+    with quiet_optuna(), bar:
+        while (done := count_finished(study)) < n_trials:
+            bar.n = done
+            bar.refresh()
+            mine: list[FrozenTrial] = []
+            study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False,
+                           callbacks=[lambda _, trial: mine.append(trial)])
+            ran += 1
+            last = mine[-1]
+            failures = failures + 1 if last.state == TrialState.FAIL else 0
+            if failures >= max_consecutive_failures:
+                raise EffgenError(f"{failures} trials in a row failed (last: trial {last.number}, "
+                                  f"{last.system_attrs.get('fail_reason', 'no reason recorded')})")
+        bar.n = count_finished(study)
+        bar.refresh()
+    return WorkerReport(worker_id(), ran, count_finished(study), n_trials)
+
+
+# ---- summaries for the chapter ---------------------------------------------------------------
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, value, round, worker, steps_trained, seconds, params."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
+                   if t.datetime_complete and t.datetime_start else math.nan)
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
+                     "round": t.user_attrs.get("round"), "worker": t.user_attrs.get("worker"),
+                     "steps_trained": t.user_attrs.get("steps_trained", 0), "seconds": seconds,
+                     **t.params})
+    return pd.DataFrame(rows)
+
+
+def rounds_frame(study: optuna.Study, plan: RoundPlan) -> pd.DataFrame:
+    """One row per (round, parameter): its bounds, its finished trials and the best value in it."""
+    trials = trials_frame(study)
+    rows = []
+    for round_ in stored_rounds(study, plan):
+        members = trials[(trials["round"] == round_.index) & trials["state"].isin([s.name for s in FINISHED])] \
+            if len(trials) else trials
+        complete = members[members["state"] == "COMPLETE"] if len(members) else members
+        best = float(complete["value"].max()) if len(complete) else math.nan
+        for name, bound in round_.space.items():
+            rows.append({"round": round_.index, "param": name, "low": bound.low, "high": bound.high,
+                         "log": bound.log, "width_vs_round0": bound.width / plan.space[name].width
+                         if plan.space[name].width else 1.0,
+                         "finished": len(members), "complete": len(complete), "best_value": best})
+    return pd.DataFrame(rows)
+
+
+def pruning_savings(study: optuna.Study, full_steps: int) -> dict[str, float]:
+    """Steps the pruner saved: 1 - steps trained / steps the finished trials would have taken."""
+    trials = finished_trials(study)
+    trained = sum(int(t.user_attrs.get("steps_trained", full_steps if t.state == TrialState.COMPLETE else 0))
+                  for t in trials)
+    full = full_steps * len(trials)
+    return {"finished": len(trials),
+            "complete": sum(t.state == TrialState.COMPLETE for t in trials),
+            "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+            "steps_trained": trained, "steps_without_pruning": full,
+            "saved_fraction": 1 - trained / full if full else 0.0}
+
+
+def plotting_view(study: optuna.Study, plan: RoundPlan) -> optuna.Study:
+    """An in-memory copy of the finished trials on round 0's space, for Optuna's plots.
+
+    Optuna's importance and contour plots need one distribution per parameter across all
+    trials; narrowed rounds record narrower ones, which Optuna would drop from the plots.
+    """
+    with quiet_optuna():
+        view = optuna.create_study(direction="maximize")
+    distributions = {name: bound.distribution() for name, bound in plan.space.items()}
+    copies = []
+    for t in finished_trials(study):
+        if not set(distributions) >= set(t.params):
+            continue
+        copies.append(optuna.trial.create_trial(
+            state=t.state, value=t.value if t.state == TrialState.COMPLETE else None,
+            params=dict(t.params), distributions={n: distributions[n] for n in t.params},
+            intermediate_values=dict(t.intermediate_values), user_attrs=dict(t.user_attrs)))
+    view.add_trials(copies)
+    return view
