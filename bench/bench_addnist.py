@@ -9,9 +9,9 @@ most 30 s on a 2-core CPU. Everything is written to a temporary folder (about 66
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -71,8 +71,9 @@ def bench_images() -> None:
     for split in ("test", "train"):
         for cache in folder.glob(f".cache-{split}*"):
             cache.unlink()
-        _, cold = timed(f"cifar10 {split}: decode JPEGs (cold)", lambda: images("cifar10", split))
-        _, warm = timed(f"cifar10 {split}: cached uint8 .npy (warm)", lambda: images("cifar10", split))
+        load = functools.partial(images, "cifar10", split)
+        _, cold = timed(f"cifar10 {split}: decode JPEGs (cold)", load)
+        _, warm = timed(f"cifar10 {split}: cached uint8 .npy (warm)", load)
         print(f"  cold / warm = {cold / warm:.1f}x")
 
 

@@ -12,7 +12,7 @@ re-implemented here. Shapes in the comments are for the first IR block of the pa
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -11,6 +11,8 @@ strides as the paper model, so the SE/IR ablation changes the blocks and nothing
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -74,24 +76,27 @@ class BaselineCNN(nn.Module):
         return self.head(self.dropout(features))  # (N, 20)
 
 
-def architecture_table(model: nn.Module, input_shape: tuple[int, ...] = (1, IN_CHANNELS, 28, 28)) -> list[dict]:
-    """One row per leaf layer: its dotted name, type, output shape and parameter count.
+def architecture_table(model: nn.Module, names: list[str] | None = None,
+                       input_shape: tuple[int, ...] = (1, IN_CHANNELS, 28, 28)) -> list[dict]:
+    """One row per module: its dotted name, type, output shape (without the batch) and parameter count.
 
-    Runs one forward pass on zeros with hooks; the model's train/eval mode is restored.
+    ``names`` picks the modules (in that order); by default every leaf layer. Runs one forward
+    pass on zeros with hooks; the model's train/eval mode is restored.
     """
-    rows: list[dict] = []
-    hooks = []
-    for name, module in model.named_modules():
-        if list(module.children()):
-            continue
-        def hook(mod: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
-            rows.append({
-                "layer": name,
-                "type": type(mod).__name__,
-                "output shape": tuple(out.shape[1:]),
-                "params": sum(p.numel() for p in mod.parameters()),
-            })
-        hooks.append(module.register_forward_hook(hook))
+    modules = dict(model.named_modules())
+    if names is None:
+        names = [name for name, module in modules.items() if name and not list(module.children())]
+    unknown = [name for name in names if name not in modules]
+    if unknown:
+        raise ValueError(f"no module named {unknown} in {type(model).__name__}")
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            shapes.setdefault(name, tuple(output.shape[1:]))  # returning a value would replace the output
+        return hook
+
+    hooks = [modules[name].register_forward_hook(record(name)) for name in names]
     was_training = model.training
     model.eval()
     try:
@@ -101,4 +106,5 @@ def architecture_table(model: nn.Module, input_shape: tuple[int, ...] = (1, IN_C
         for handle in hooks:
             handle.remove()
         model.train(was_training)
-    return rows
+    return [{"layer": name, "type": type(modules[name]).__name__, "output shape": shapes[name],
+             "params": sum(p.numel() for p in modules[name].parameters())} for name in names]

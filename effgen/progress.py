@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, TypeVar
 
-from tqdm.auto import tqdm
+from tqdm import std
 
 T = TypeVar("T")
 
@@ -17,7 +17,11 @@ def progress_enabled() -> bool:
     return os.environ.get("EFFGEN_PROGRESS", "1") != "0"
 
 
-def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> tqdm:
-    kwargs.setdefault("disable", not progress_enabled())
+def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> std.tqdm:
+    if not progress_enabled():
+        # tqdm.auto would still probe for ipywidgets and warn on stderr, which lands in the book.
+        return std.tqdm(iterable, disable=True, **kwargs)
+    from tqdm.auto import tqdm
+
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)

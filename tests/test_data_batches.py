@@ -37,7 +37,7 @@ def test_seeded_and_different_across_seeds_and_epochs() -> None:
         return [batches.next()[1].tolist() for _ in range(10)]
     a, b, c = first_epochs(0), first_epochs(0), first_epochs(1)
     assert a == b and a != c
-    assert sorted(sum(a[:5], [])) == list(range(50)) and a[:5] != a[5:]  # reshuffled each epoch
+    assert sorted(i for batch in a[:5] for i in batch) == list(range(50)) and a[:5] != a[5:]  # reshuffled each epoch
 
 
 def test_unshuffled_walks_stored_order() -> None:

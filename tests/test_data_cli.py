@@ -40,7 +40,7 @@ def test_auto_into_out_records_the_reason(tmp_path: Path, capsys: pytest.Capture
     out = tmp_path / "auto"
     assert main(["data", "addnist", "--out", str(out), "--sizes", "200", "100", "100"]) == 0
     record = json.loads((out / "provenance.json").read_text())
-    assert record["source"] == "mnist-5k" and "official unavailable" in record["reason"]
+    assert record["source"] == "mnist-5k" and "official AddNIST files" in record["reason"]
     assert main(["data", "check", str(out)]) == 0
 
 

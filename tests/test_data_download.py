@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from effgen.data import load_addnist
-from effgen.data import addnist_official
+from effgen.data import addnist_official, load_addnist
 from effgen.data.download import download, sha256_file
 from effgen.errors import DataError
 
@@ -29,7 +28,7 @@ class FakeResponse:
             raise ConnectionResetError("connection reset by peer")
         return self.stream.read(min(n, 4096) if n > 0 else -1)
 
-    def __enter__(self) -> "FakeResponse":
+    def __enter__(self) -> "FakeResponse":  # noqa: PYI034, UP037 - a test double, not a base class
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -146,7 +145,8 @@ def test_auto_falls_back_through_the_whole_chain(data_dir: Path, monkeypatch: py
     data = load_addnist("auto", seed=0, sizes=(200, 100, 100))
     assert data.provenance["source"] == "mnist-5k" and data.provenance["stand_in"] is True
     reason = data.provenance["reason"]
-    assert "official unavailable" in reason and "mnist unavailable" in reason
+    assert reason.startswith("The official AddNIST files are not in data/addnist/ and could not be downloaded")
+    assert "MNIST is not in data/mnist/" in reason and "network unreachable (test)" in reason
     assert any("24574354" in url for url in attempts)  # tried the official release
     assert any("mnist" in url.lower() and "24574354" not in url for url in attempts)  # then torchvision MNIST
     record = json.loads((data.folder / "provenance.json").read_text())

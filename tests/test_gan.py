@@ -252,6 +252,8 @@ def test_finished_run_reloads_and_changed_settings_are_refused(tmp_path: Path) -
     assert np.array_equal(first.history.to_numpy(), again.history.to_numpy())
     with pytest.raises(ParamsError, match="g_lr"):
         train_gan(dataclasses.replace(config, g_lr=1e-3), data, tmp_path, show_progress=False)
+    with pytest.raises(ParamsError, match="trained on cifar10, not mnist"):
+        train_gan(config, data, tmp_path, show_progress=False, provenance={"dataset": "mnist"})
     with pytest.raises(ParamsError, match="more than"):
         train_gan(dataclasses.replace(config, steps=4), data, tmp_path, show_progress=False)
     longer = train_gan(dataclasses.replace(config, steps=10), data, tmp_path, show_progress=False)

@@ -102,3 +102,11 @@ def test_architecture_table_accounts_for_every_parameter() -> None:
     assert rows[0]["output shape"] == (16, 28, 28)
     assert rows[-1]["output shape"] == (20,)
     assert model.training  # mode restored
+
+
+def test_architecture_table_can_pick_modules() -> None:
+    rows = architecture_table(PaperClassifier(), ["stem", "blocks.0.se", "blocks.2", "head"])
+    assert [r["output shape"] for r in rows] == [(16, 28, 28), (64, 14, 14), (64, 7, 7), (20,)]
+    assert rows[1]["params"] == 2 * 64 * 16
+    with pytest.raises(ValueError, match="no module named"):
+        architecture_table(PaperClassifier(), ["blocks.9"])

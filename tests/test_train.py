@@ -11,8 +11,15 @@ import torch
 from torch import Tensor, nn
 
 from effgen.errors import BudgetError, DataError, EffgenError, ParamsError
-from effgen.train import (HISTORY_COLUMNS, ClassifierConfig, evaluate, load_classifier, run_classifier,
-                          seed_summary, train_classifier)
+from effgen.train import (
+    HISTORY_COLUMNS,
+    ClassifierConfig,
+    evaluate,
+    load_classifier,
+    run_classifier,
+    seed_summary,
+    train_classifier,
+)
 
 CPU = torch.device("cpu")
 NUMERIC = [c for c in HISTORY_COLUMNS if c != "seconds"]
@@ -28,7 +35,8 @@ def separable(n: int, seed: int) -> tuple[Tensor, Tensor]:
 
 
 def tiny(**changes: object) -> ClassifierConfig:
-    base = dict(model="baseline", steps=12, steps_per_epoch=4, batch_size=16, eval_samples=40, lr=1e-2)
+    base = {"model": "baseline", "steps": 12, "steps_per_epoch": 4, "batch_size": 16, "eval_samples": 40,
+            "lr": 1e-2}
     return ClassifierConfig.from_dict({**base, **changes})
 
 

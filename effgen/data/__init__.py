@@ -6,7 +6,18 @@ from .batches import InMemoryBatches
 from .image_sets import IMAGE_DATASETS, ImageSet, gan_dataset, images
 
 __all__ = [
-    "ADDNIST_SOURCES", "AddNIST", "IMAGE_DATASETS", "ImageSet", "InMemoryBatches",
-    "build_addnist", "cache_folder", "digit_values", "gan_dataset", "images", "load_addnist",
-    "read_addnist_folder", "verify_recipe", "write_addnist_folder",
+    "ADDNIST_SOURCES",
+    "IMAGE_DATASETS",
+    "AddNIST",
+    "ImageSet",
+    "InMemoryBatches",
+    "build_addnist",
+    "cache_folder",
+    "digit_values",
+    "gan_dataset",
+    "images",
+    "load_addnist",
+    "read_addnist_folder",
+    "verify_recipe",
+    "write_addnist_folder",
 ]

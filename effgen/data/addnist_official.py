@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from .addnist_format import FILE_NAMES, record_checksums, read_provenance
+from .addnist_format import FILE_NAMES, read_provenance, record_checksums
 from .download import download
 
 OFFICIAL_DOI = "10.25405/data.ncl.24574354.v1"

@@ -79,8 +79,8 @@ def split_pools(digit_labels: np.ndarray, fractions: tuple[float, float, float],
     pools: tuple[list[np.ndarray], ...] = ([], [], [])
     for digit in range(10):
         members = rng.permutation(np.flatnonzero(digit_labels == digit))
-        cut1 = int(round(fractions[0] * len(members)))
-        cut2 = cut1 + int(round(fractions[1] * len(members)))
+        cut1 = round(fractions[0] * len(members))
+        cut2 = cut1 + round(fractions[1] * len(members))
         for pool, part in zip(pools, np.split(members, [cut1, cut2])):
             pool.append(part)
     return tuple(np.sort(np.concatenate(p)) for p in pools)  # type: ignore[return-value]

@@ -6,7 +6,9 @@ which need no network at all. Both come out as float32 in [0, 1], shape (N, 28, 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +64,8 @@ def mnist_digits(split: str, root: Path | None = None, download: bool = True) ->
     try:
         from torchvision.datasets import MNIST
 
-        dataset = MNIST(str(tv_root), train=split == "train", download=download)
+        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints each failed mirror
+            dataset = MNIST(str(tv_root), train=split == "train", download=download)
     except Exception as err:  # torchvision raises RuntimeError, URLError, OSError... on a failed fetch
         raise DataError(
             f"MNIST {split} digits unavailable ({type(err).__name__}: {' '.join(str(err).split())}). Put "

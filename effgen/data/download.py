@@ -64,7 +64,8 @@ def download(url: str, dest: Path, *, sha256: str | None = None, size: int | Non
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
+    # Not a `with`: the file must outlive the block so it can be renamed, or removed on failure.
+    handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",  # noqa: SIM115
                                          delete=False)
     tmp = Path(handle.name)
     try:
@@ -83,7 +84,7 @@ def download(url: str, dest: Path, *, sha256: str | None = None, size: int | Non
     return DownloadRecord(url=url, path=dest, size=written, sha256=actual)
 
 
-def _stream(url: str, handle, timeout_s: float, description: str) -> tuple["hashlib._Hash", int]:
+def _stream(url: str, handle, timeout_s: float, description: str) -> tuple[hashlib._Hash, int]:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     digest = hashlib.sha256()
     written = 0
@@ -102,3 +103,13 @@ def _stream(url: str, handle, timeout_s: float, description: str) -> tuple["hash
     if total is not None and written != total:
         raise DataError(f"download of {url} stopped after {written} of {total} bytes")
     return digest, written
+
+
+def root_cause(err: BaseException, limit: int = 120) -> str:
+    """The innermost error of a chain on one short line: the part of a failure a reader needs."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    text = " ".join(str(err).split())
+    if " Tried " in text and "got:" in text:  # torchvision lists every mirror; the last failure says why
+        text = text.rsplit("got:", 1)[1].strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."

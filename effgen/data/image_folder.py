@@ -125,7 +125,7 @@ def _write_cache(paths: dict[str, Path], images: np.ndarray, labels: np.ndarray,
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False)  # noqa: SIM115
     try:
         with handle:
             np.save(handle, array, allow_pickle=False)

@@ -11,6 +11,8 @@ the background value and repeated over three channels.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import torch
 
 from ..errors import DataError
 from ..paths import data_root
+from .download import root_cause
 from .idx import read_idx_pair
 from .image_folder import load_tree
 
@@ -74,13 +77,15 @@ def images(name: str, split: str = "train", root: Path | None = None, download: 
 def gan_dataset(name: str = "cifar100", split: str = "train", allow_stand_in: bool = True,
                 root: Path | None = None, download: bool = True) -> ImageSet:
     """``images(name, split)``, or the closest stand-in this machine has (local sources only)."""
+    root = Path(root) if root is not None else data_root()
     try:
         return images(name, split, root, download)
     except DataError as err:
-        if not allow_stand_in:
-            raise
+        if not allow_stand_in or (root / name / split).exists():
+            raise  # not wanted, or the user's own copy is broken: say so rather than swap datasets
         failures = [f"{name}: {err}"]
-        reason = f"{name} is not available here ({err})"
+        reason = (f"{name} is neither in {root / name}/ nor in torchvision's cache, and could not be "
+                  f"downloaded ({root_cause(err)})")
     for candidate in STAND_IN_ORDER:
         if candidate == name:
             continue
@@ -101,7 +106,7 @@ def _resolve(name: str, split: str, root: Path, download: bool) -> _Raw:
     if (folder / split).is_dir():
         tree = load_tree(folder / split, cache_dir=folder, cache_name=split)
         how = "cached decode" if tree.cached else "decoded now, cached"
-        return _Raw(tree.images, tree.labels, f"image folder {folder / split} ({how})")
+        return _Raw(tree.images, tree.labels, f"image folder {folder / split}, {how}")
     for idx_folder in (folder, SYSTEM_FASHION_MNIST if name == "fashion-mnist" else None):
         if idx_folder is not None and (pair := read_idx_pair(idx_folder, split)) is not None:
             return _Raw(grey_to_rgb32(pair[0]), pair[1], f"idx files in {idx_folder}")
@@ -114,7 +119,8 @@ def _torchvision(name: str, split: str, root: Path, download: bool) -> _Raw:
     try:
         import torchvision.datasets as tvd
 
-        dataset = getattr(tvd, cls_name)(str(tv_root), train=split == "train", download=download)
+        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints each failed mirror
+            dataset = getattr(tvd, cls_name)(str(tv_root), train=split == "train", download=download)
     except Exception as err:  # torchvision raises RuntimeError, URLError, OSError... when offline
         raise DataError(
             f"{name} {split} not found ({type(err).__name__}: {' '.join(str(err).split())}). "

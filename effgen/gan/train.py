@@ -294,6 +294,7 @@ class GanRun:
     resumed_from: int  # the step this call started from (0: a fresh run)
     seconds: float  # wall time this call spent training
     samples: dict[int, Path] = field(default_factory=dict)  # step -> fixed-noise grid PNG
+    dataset: str = ""  # provenance["dataset"] of the images it trained on, "" when not given
 
     @property
     def step(self) -> int:
@@ -488,6 +489,7 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     budget = check_gan_budget(config)  # raises BudgetError before any data moves
     _validate_images(images, config)
     trainer = _Trainer(config, images, device)
+    dataset = str((provenance or {}).get("dataset", ""))
     checkpoint = run_dir / "checkpoint.pt" if run_dir else None
     if checkpoint and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
@@ -495,6 +497,10 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
             raise ParamsError(
                 f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
                 "choose another run folder or delete it to start afresh")
+        if dataset and state["dataset"] and dataset != state["dataset"]:
+            raise ParamsError(f"{run_dir} holds a run trained on {state['dataset']}, not {dataset}; "
+                              "choose another run folder or delete it to start afresh")
+        dataset = dataset or state["dataset"]
         if state["step"] > config.steps:
             raise ParamsError(f"{run_dir} already holds {state['step']:,} steps, more than the "
                               f"{config.steps:,} asked for; ask for at least that many")
@@ -517,7 +523,7 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
                     samples[step] = run_dir / "samples" / f"step-{step:06d}.png"
                     save_grid(grid, samples[step])
             if checkpoint and (step % config.checkpoint_every == 0 or step == target):
-                _atomic_save(trainer.state_dict(), checkpoint)
+                _atomic_save({**trainer.state_dict(), "dataset": dataset}, checkpoint)
             if bar is not None:
                 bar.update(1)
     finally:
@@ -526,9 +532,9 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     seconds = time.perf_counter() - started
     run = GanRun(config=config, generator=trainer.generator, discriminator=trainer.discriminator,
                  history=trainer.history(), run_dir=run_dir, budget=budget, resumed_from=resumed_from,
-                 seconds=seconds, samples=samples)
+                 seconds=seconds, samples=samples, dataset=dataset)
     if run_dir:
-        _write_outputs(run, provenance or {})
+        _write_outputs(run)
     return run
 
 
@@ -545,22 +551,22 @@ def _atomic_save(payload: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-def _write_outputs(run: GanRun, provenance: Mapping[str, Any]) -> None:
+def _write_outputs(run: GanRun) -> None:
     assert run.run_dir is not None
     run.run_dir.mkdir(parents=True, exist_ok=True)
     run.history.to_csv(run.run_dir / "history.csv", index=False)
     (run.run_dir / "config.json").write_text(json.dumps(run.config.as_dict(), indent=2))
     if run.finished and isinstance(run.generator, Generator):
-        save_generator(run.generator, run.run_dir / "generator.pt", extra=generator_metadata(run, provenance))
+        save_generator(run.generator, run.run_dir / "generator.pt", extra=generator_metadata(run))
 
 
-def generator_metadata(run: GanRun, provenance: Mapping[str, Any]) -> dict[str, Any]:
+def generator_metadata(run: GanRun) -> dict[str, Any]:
     """The ``extra`` stored with a generator checkpoint; chapter 05 reads it."""
     return {
         "recipe": run.config.recipe,
         "steps": run.step,
         "seed": run.config.seed,
-        "dataset": str(provenance.get("dataset", "")),
+        "dataset": run.dataset,
         "output_range": run.config.output_range,
         "sample_mode": run.config.sample_mode,
         "params_g_plus_d": run.budget.params,

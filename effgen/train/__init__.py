@@ -1,11 +1,30 @@
 """Step-budgeted classifier training: configuration, the training loop, and chapter-level experiments."""
 from .config import MODELS, ClassifierConfig, build_model
-from .experiments import ClassifierRun, histories, run_classifier, run_seeds, seed_summary
-from .loop import (CHECKPOINT_FILE, HISTORY_COLUMNS, TrainResult, budget_of, data_fingerprint, evaluate,
-                   load_classifier, train_classifier)
+from .experiments import (
+    ClassifierRun,
+    claim_verdict,
+    combine_verdicts,
+    confusion,
+    histories,
+    run_classifier,
+    run_seeds,
+    seed_summary,
+    spread_text,
+)
+from .loop import (
+    CHECKPOINT_FILE,
+    HISTORY_COLUMNS,
+    TrainResult,
+    budget_of,
+    data_fingerprint,
+    evaluate,
+    load_classifier,
+    train_classifier,
+)
 
 __all__ = [
     "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "ClassifierConfig", "ClassifierRun", "TrainResult",
-    "budget_of", "build_model", "data_fingerprint", "evaluate", "histories", "load_classifier", "run_classifier",
-    "run_seeds", "seed_summary", "train_classifier",
+    "budget_of", "build_model", "claim_verdict", "combine_verdicts", "confusion", "data_fingerprint",
+    "evaluate", "histories", "load_classifier", "run_classifier", "run_seeds", "seed_summary",
+    "spread_text", "train_classifier",
 ]

@@ -7,8 +7,9 @@ Every field is a literal so a configuration round-trips through YAML and checkpo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -60,7 +61,7 @@ class ClassifierConfig:
             raise ParamsError("invalid classifier config: " + "; ".join(problems))
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ClassifierConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> ClassifierConfig:
         if not isinstance(d, Mapping):
             raise ParamsError(f"classifier config must be a mapping, got {type(d).__name__}")
         allowed = [f.name for f in dataclasses.fields(cls)]
@@ -72,7 +73,7 @@ class ClassifierConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def replace(self, **changes: Any) -> "ClassifierConfig":
+    def replace(self, **changes: Any) -> ClassifierConfig:
         return ClassifierConfig.from_dict({**self.to_dict(), **changes})
 
     @property

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,52 @@ def histories(runs: list[ClassifierRun], **labels: Any) -> pd.DataFrame:
     """All runs' histories stacked, with a ``seed`` column and any constant label columns."""
     frames = [run.history.assign(seed=run.config.seed, **labels) for run in runs]
     return pd.concat(frames, ignore_index=True)
+
+
+def claim_verdict(summaries: dict[str, dict[str, Any]], champion: str, z: float = 2.0) -> dict[str, Any]:
+    """Does ``champion`` beat every rival, beyond seed noise?
+
+    ``summaries`` maps a setting to its ``seed_summary``. The champion is compared with the
+    best rival: the gap in mean accuracy against ``z`` standard errors of that difference
+    (Welch's, from the seed standard deviations). Returns ``verdict`` "yes" (champion ahead
+    by more than the noise), "no" (behind by more than the noise) or "within noise", with
+    the numbers behind it. Fewer than two seeds on either side cannot measure noise: "within noise".
+    """
+    rivals = {name: s for name, s in summaries.items() if name != champion}
+    if champion not in summaries or not rivals:
+        raise ValueError(f"need {champion!r} and at least one rival among {sorted(summaries)}")
+    mine = summaries[champion]
+    runner_up, theirs = max(rivals.items(), key=lambda item: item[1]["mean"])
+    gap = mine["mean"] - theirs["mean"]
+    measurable = mine["n"] > 1 and theirs["n"] > 1
+    noise = z * (mine["std"] ** 2 / mine["n"] + theirs["std"] ** 2 / theirs["n"]) ** 0.5 if measurable else float("nan")
+    if measurable and gap > noise:
+        verdict = "yes"
+    elif measurable and gap < -noise:
+        verdict = "no"
+    else:
+        verdict = "within noise"
+    best = max(summaries, key=lambda name: summaries[name]["mean"])
+    return {"verdict": verdict, "best": best, "runner_up": runner_up, "gap": gap, "noise": noise, "z": z}
+
+
+def combine_verdicts(verdicts: Iterable[str]) -> str:
+    """"yes" only when every comparison says yes, "no" when any says no, else "within noise"."""
+    verdicts = list(verdicts)
+    if verdicts and all(v == "yes" for v in verdicts):
+        return "yes"
+    return "no" if "no" in verdicts else "within noise"
+
+
+def confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int = 20) -> np.ndarray:
+    """Counts (n_classes, n_classes): row = true class, column = predicted class."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    return np.bincount(labels * n_classes + predictions, minlength=n_classes ** 2).reshape(n_classes, n_classes)
+
+
+def spread_text(summary: dict[str, Any], digits: int = 2) -> str:
+    """"mean ± std" of a seed summary, for tables and prose."""
+    return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
 
 
 def _read_test(out_dir: Path, fingerprint: str) -> tuple[dict[str, Any], np.ndarray] | None:

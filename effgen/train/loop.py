@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -185,7 +187,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device, batch
         "accuracy": float(correct.mean()),
         "mean_batch_accuracy": float(torch.stack([b.mean() for b in per_batch]).mean()),
         "loss": loss_sum / len(y),
-        "n": int(len(y)),
+        "n": len(y),
         "predictions": predicted,
     }
 
@@ -301,7 +303,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 def _load(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises many types for truncated or foreign files
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
         raise EffgenError(f"{path}: unreadable checkpoint ({type(err).__name__}); "
                           "delete it to start the run over") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

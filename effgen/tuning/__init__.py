@@ -16,8 +16,8 @@ from typing import Any
 from .settings import CHAPTER_ONLY, DEFAULT_SPACE, TuningSettings
 from .space import Bound, NarrowingRule, narrow, narrow_bound, parse_space, top_trials
 from .storage import default_storage, open_storage, parse_storage
-from .study import (PerTrialSeededSampler, Round, RoundPlan, count_finished, current_round, finished_trials,
-                    make_pruner, open_study, plotting_view, pruning_savings, rounds_frame, run_worker,
+from .study import (PerTrialSeededSampler, Round, RoundPlan, count_finished, current_round, fail_orphaned_trials,
+                    finished_trials, make_pruner, open_study, plotting_view, pruning_savings, rounds_frame, run_worker,
                     stored_rounds, trials_frame)
 
 _CLASSIFIER = ("BEST_FILE", "TuningRun", "best_config", "budget_sweep", "check_space_budget",
@@ -25,7 +25,7 @@ _CLASSIFIER = ("BEST_FILE", "TuningRun", "best_config", "budget_sweep", "check_s
 
 __all__ = [
     "CHAPTER_ONLY", "DEFAULT_SPACE", "Bound", "NarrowingRule", "PerTrialSeededSampler", "Round", "RoundPlan",
-    "TuningSettings", "count_finished", "current_round", "default_storage", "finished_trials", "make_pruner",
+    "TuningSettings", "count_finished", "current_round", "default_storage", "fail_orphaned_trials", "finished_trials", "make_pruner",
     "narrow", "narrow_bound", "open_storage", "open_study", "parse_space", "parse_storage", "plotting_view",
     "pruning_savings", "rounds_frame", "run_worker", "stored_rounds", "top_trials", "trials_frame",
     *_CLASSIFIER,

@@ -89,7 +89,8 @@ def run_tuning(settings: TuningSettings, train: Split, valid: Split, device: tor
     check_space_budget(settings)
     study, spec = connect(settings, profile, storage)
     target = settings.n_trials if n_trials is None else n_trials
-    worker = run_worker(study, settings.plan, classifier_trial(train, valid, base, device), target)
+    worker = run_worker(study, settings.plan, classifier_trial(train, valid, base, device), target,
+                        grace_period=settings.grace_period)
     return TuningRun(study, settings.plan, spec, worker)
 
 

@@ -24,6 +24,7 @@ overshoot the target by at most ``W - 1`` trials.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -237,15 +238,40 @@ def make_objective(plan: RoundPlan, trial_function: TrialFunction) -> Callable[[
     return objective
 
 
+def fail_orphaned_trials(study: optuna.Study, grace_period: float) -> list[int]:
+    """Mark FAIL the RUNNING trials whose worker died before the trial really began.
+
+    Optuna's heartbeat marks a dead worker's trial stale only once the trial has sent a
+    heartbeat; a worker killed between creating a trial and its first heartbeat leaves it
+    RUNNING for ever. Such a trial never got its ``round`` attribute (set first thing in the
+    objective), so one without it, older than the grace period, is an orphan.
+    """
+    now = datetime.datetime.now()
+    orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+               if "round" not in t.user_attrs and t.datetime_start is not None
+               and (now - t.datetime_start).total_seconds() > grace_period]
+    failed = []
+    for t in orphans:
+        try:
+            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                failed.append(t.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker settled it first
+    return failed
+
+
 def run_worker(study: optuna.Study, plan: RoundPlan, trial_function: TrialFunction, n_trials: int,
-               max_consecutive_failures: int = 3) -> WorkerReport:
+               max_consecutive_failures: int = 3, grace_period: float | None = None) -> WorkerReport:
     """Run trials until the study holds ``n_trials`` finished trials; safe to kill at any point.
 
     An exception in the trial function marks that trial FAIL and propagates (bad settings
-    should stop the run, not fill the study with failures).
+    should stop the run, not fill the study with failures). With ``grace_period`` set, trials
+    orphaned by a killed worker are failed first (:func:`fail_orphaned_trials`).
     """
     if n_trials < 0:
         raise ParamsError(f"n_trials {n_trials} must be >= 0")
+    if grace_period is not None:
+        fail_orphaned_trials(study, grace_period)
     objective = make_objective(plan, trial_function)
     ran = failures = 0
     bar = progress(total=n_trials, initial=min(count_finished(study), n_trials), desc="trials")
