@@ -153,10 +153,26 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
                 f"(partial notebook: {job.output.relative_to(root)})"
             ) from None
         seconds = time.perf_counter() - start
+        _label_injected_parameters(job, root)
         runs.append(ChapterRun(job.name, str(job.output), seconds, True))
         log(f"[{index}/{len(jobs)}] {job.name} done in {seconds:.1f} s")
     _write_log(root, jobs, runs)
     return runs
+
+
+def _label_injected_parameters(job: ChapterJob, root: Path) -> None:
+    """Say in the book where the injected values came from; papermill only writes ``# Parameters``."""
+    import nbformat
+
+    notebook = nbformat.read(job.output, as_version=4)
+    for cell in notebook.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            origin = job.params_file.relative_to(root) if job.params_file.is_file() else "the runner"
+            lines = cell.source.splitlines()
+            if lines and lines[0].startswith("# Parameters"):
+                lines[0] = f"# Parameters of profile {job.parameters['profile']!r}, from {origin}"
+            cell.source = "\n".join(lines)
+    nbformat.write(notebook, job.output)
 
 
 def _pin_kernel_to_this_python(root: Path) -> None:

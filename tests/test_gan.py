@@ -37,7 +37,7 @@ def images(n: int = 32, seed: int = 0) -> torch.Tensor:
 
 def tiny(name: str, **overrides) -> GanConfig:
     """A recipe at a size that trains in well under a second."""
-    settings = dict(steps=8, batch_size=8, sample_every=4, checkpoint_every=100, n_fixed=4,
+    settings = dict(steps=8, batch_size=4, sample_every=4, checkpoint_every=100, n_fixed=4,
                     epoch_steps=2, step_size=2)
     settings.update(overrides)
     return preset(name, **settings)

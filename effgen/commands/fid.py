@@ -70,7 +70,7 @@ def load_side(spec: str, n: int | None, seed: int, device: torch.device, batch_s
 
         path = Path(spec).expanduser()
         extra: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True).get("extra", {})
-        output_range = extra.get("output_range", "minus_one_one")
+        output_range = str(extra.get("output_range", "minus_one_one"))
         count = n or DEFAULT_GENERATED
         images = generated_images(load_generator(path, device), count, seed, device, output_range)
         provenance = {"generator": str(path), "seed": seed, "output_range": output_range,

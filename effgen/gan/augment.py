@@ -32,3 +32,16 @@ def flip_and_crop(images: torch.Tensor, generator: torch.Generator, padding: int
     # Advanced indexing puts the indexed dims first: (N, H, W, C), then back to channels first.
     crops = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
     return crops.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+
+
+def border_gap(images: torch.Tensor, width: int = 4) -> float:
+    """Mean brightness of the centre minus that of the outer ``width``-pixel ring, for images in [0, 1].
+
+    Padded crops show the discriminator real images with black bands at their edges; a
+    generator that learns them draws darker borders, which this number picks up. Real
+    photos sit near 0 (slightly positive: subjects are centred).
+    """
+    mask = torch.ones(images.shape[-2:], dtype=torch.bool)
+    mask[width:-width, width:-width] = False
+    pixels = images.mean(dim=1)  # (N, H, W) grey
+    return float(pixels[:, ~mask].mean() - pixels[:, mask].mean())

@@ -176,44 +176,57 @@ def sample_caveats(n_real: int | None, n_fake: int | None) -> list[str]:
     return notes
 
 
-def subsample(images: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
-    """``n`` images drawn without replacement by ``seed`` (all of them when ``n`` is None or too big).
+def subset_indices(total: int, n: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices of ``n`` of ``total`` rows drawn by ``seed`` (all rows when ``n`` is None or too big).
 
     Folders are stored class by class, so taking the first ``n`` would skew the class mix.
     """
+    if n is None or n >= total:
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
+def subsample(images: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
+    """The rows ``subset_indices`` picks; the same call finds them again for display."""
     if n is None or n >= len(images):
         return images
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
-    return images[order.sort().values]
+    return images[subset_indices(len(images), n, seed)]
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-60:] or "images"
 
 
-def image_set_stats(image_set: ImageSetLike, cache_dir: Path, n: int | None = None, seed: int = 0,
-                    device: torch.device | str = "cpu", batch_size: int = 50) -> FidStats:
-    """Statistics of ``n`` seeded images of a dataset split, cached by the images' exact content.
+def cached_stats(images01: torch.Tensor, provenance: dict[str, Any], cache_dir: Path,
+                 device: torch.device | str = "cpu", batch_size: int = 50) -> FidStats:
+    """Statistics (with features) of images in [0, 1], cached under ``cache_dir`` by exact content.
 
-    The cache key is a hash of the 8-bit pixels Inception sees, so a changed dataset, subset
-    or seed can never reuse stale statistics; the provenance is stored beside them for display.
+    The key is a hash of the 8-bit pixels Inception sees, so changed data, a different subset or
+    a retrained generator can never reuse stale statistics; the provenance is stored beside them.
     """
-    chosen = subsample(image_set.images, n, seed)
-    pixels = quantise((chosen.float() + 1) / 2)
+    pixels = quantise(images01.float())
     key = hashlib.sha1(pixels.mul(255).round().to(torch.uint8).numpy().tobytes())
     key.update(f"v{STATS_VERSION}".encode())
-    provenance = dict(image_set.provenance)
-    name = f"{provenance.get('dataset', 'images')}-{provenance.get('split', '')}"
-    path = Path(cache_dir) / f"{_slug(name)}-n{len(chosen)}-{key.hexdigest()[:12]}.npz"
+    provenance = dict(provenance)
+    name = "-".join(str(provenance[k]) for k in ("dataset", "split") if provenance.get(k)) or "images"
+    path = Path(cache_dir) / f"{_slug(name)}-n{len(pixels)}-{key.hexdigest()[:12]}.npz"
     if path.is_file():
         stats = FidStats.load(path)
         stats.provenance["cached"] = str(path)
         return stats
     features = inception_features(pixels, device, batch_size, desc=f"Inception: {name}")
-    provenance.update(n=len(chosen), subset_seed=seed, content_sha1=key.hexdigest())
+    provenance.update(n=len(pixels), content_sha1=key.hexdigest())
     stats = FidStats.from_features(features, provenance)
     stats.save(path)
     return stats
+
+
+def image_set_stats(image_set: ImageSetLike, cache_dir: Path, n: int | None = None, seed: int = 0,
+                    device: torch.device | str = "cpu", batch_size: int = 50) -> FidStats:
+    """Cached statistics of ``n`` seeded images of a dataset split (``images`` in [-1, 1])."""
+    chosen = subsample(image_set.images, n, seed)
+    provenance = {**image_set.provenance, "subset_seed": seed}
+    return cached_stats((chosen.float() + 1) / 2, provenance, cache_dir, device, batch_size)
 
 
 def fid_vs_n(a: np.ndarray, b: np.ndarray, sizes: list[int], seed: int = 0) -> list[dict[str, float]]:

@@ -6,6 +6,8 @@ independent draws has norm ~7). Spherical interpolation (slerp) keeps the norm o
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 
@@ -59,3 +61,9 @@ def render_latents(generator: torch.nn.Module, latents: torch.Tensor, output_ran
     finally:
         generator.train(was_training)
     return to_unit_range(images, output_range).cpu()
+
+
+def checkpoint_output_range(path: Path) -> str:
+    """How a saved generator's output maps to pixels ("minus_one_one" or "zero_one", from its metadata)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return str(payload.get("extra", {}).get("output_range", "minus_one_one"))

@@ -13,21 +13,22 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .settings import CHAPTER_ONLY, DEFAULT_SPACE, TuningSettings
-from .space import Bound, NarrowingRule, narrow, narrow_bound, parse_space, top_trials
+from .settings import CHAPTER_ONLY, DEFAULT_SPACE, PAPER_LAST_ROUND, PAPER_SETTING, TuningSettings
+from .space import Bound, NarrowingRule, narrow, narrow_bound, parse_space, space_to_dict, top_trials
 from .storage import default_storage, open_storage, parse_storage
 from .study import (PerTrialSeededSampler, Round, RoundPlan, count_finished, current_round, fail_orphaned_trials,
                     finished_trials, make_pruner, open_study, plotting_view, pruning_savings, rounds_frame, run_worker,
                     stored_rounds, trials_frame)
 
 _CLASSIFIER = ("BEST_FILE", "TuningRun", "best_config", "budget_sweep", "check_space_budget",
-               "classifier_trial", "connect", "export_best", "load_best", "log_grid", "run_tuning")
+               "classifier_trial", "config_tag", "connect", "export_best", "load_best", "log_grid", "run_tuning")
 
 __all__ = [
-    "CHAPTER_ONLY", "DEFAULT_SPACE", "Bound", "NarrowingRule", "PerTrialSeededSampler", "Round", "RoundPlan",
+    "CHAPTER_ONLY", "DEFAULT_SPACE", "PAPER_LAST_ROUND", "PAPER_SETTING", "Bound", "NarrowingRule", "PerTrialSeededSampler", "Round", "RoundPlan",
     "TuningSettings", "count_finished", "current_round", "default_storage", "fail_orphaned_trials", "finished_trials", "make_pruner",
     "narrow", "narrow_bound", "open_storage", "open_study", "parse_space", "parse_storage", "plotting_view",
-    "pruning_savings", "rounds_frame", "run_worker", "stored_rounds", "top_trials", "trials_frame",
+    "pruning_savings", "rounds_frame", "run_worker", "space_to_dict", "stored_rounds", "top_trials",
+    "trials_frame",
     *_CLASSIFIER,
 ]
 

@@ -7,6 +7,8 @@ score is the final validation accuracy after ``steps`` optimisation steps (on th
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +20,9 @@ import torch
 import yaml
 from torch import Tensor
 
-from ..budget import CLASSIFIER_LIMITS, check_budget, count_params
+from ..budget import CLASSIFIER_LIMITS
 from ..errors import EffgenError, ParamsError
-from ..train import ClassifierConfig, build_model, train_classifier
+from ..train import ClassifierConfig, budget_of, train_classifier
 from .settings import TuningSettings
 from .storage import StorageSpec, open_storage, parse_storage
 from .study import PerTrialSeededSampler, RoundPlan, TrialFunction, WorkerReport, make_pruner, open_study, run_worker
@@ -59,7 +61,7 @@ def check_space_budget(settings: TuningSettings) -> None:
     space = settings.search_space
     if "se_reduction" in space:
         base = base.replace(se_reduction=int(space["se_reduction"].low))
-    check_budget(count_params(build_model(base)), base.steps, CLASSIFIER_LIMITS, base.over_budget_reason)
+    budget_of(base)
 
 
 @dataclass
@@ -149,10 +151,15 @@ def budget_sweep(base: ClassifierConfig, lrs: Sequence[float], budgets: Sequence
         for lr in lrs:
             for seed in seeds:
                 config = base.replace(lr=float(lr), steps=int(steps), seed=int(seed), over_budget_reason=reason)
-                folder = Path(out_dir) / f"steps{steps}-lr{lr:.3e}-seed{seed}"
+                folder = Path(out_dir) / f"steps{steps}-lr{lr:.3e}-seed{seed}-{config_tag(config)}"
                 result = train_classifier(config, train, valid, device, out_dir=folder)
                 rows.append({"steps": steps, "lr": float(lr), "seed": seed, "val_acc": result.final_val_acc})
     return pd.DataFrame(rows)
+
+
+def config_tag(config: ClassifierConfig) -> str:
+    """A short stable name for a configuration, so run folders of different settings never collide."""
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def log_grid(low: float, high: float, points: int) -> list[float]:
