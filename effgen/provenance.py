@@ -34,3 +34,28 @@ def environment() -> dict[str, str]:
         "git": git_revision(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_summary() -> str:
+    """One line naming the hardware a benchmark ran on, with the load that may have slowed it."""
+    import os
+
+    parts = [cpu_model(), f"{os.cpu_count()} CPUs", f"torch threads {torch.get_num_threads()}"]
+    if torch.cuda.is_available():
+        parts.append(f"GPU {torch.cuda.get_device_name(0)}")
+    try:
+        parts.append("load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    except OSError:
+        pass
+    parts.append(f"Python {platform.python_version()}, torch {torch.__version__}")
+    return "; ".join(parts)
