@@ -7,13 +7,16 @@ random AddNIST-shaped tensors, in one process:
 - effgen: ``effgen.train.train_classifier`` (in-memory batches, channels_last on CPU,
   bf16 autocast on CUDA), timed end to end, its one validation pass on 64 samples included.
 
-Usage: ``python bench/bench_classifier.py [--steps 100] [--device auto]``. Prints the machine,
-both rates and their ratio. Timed after a warm-up; alternate the order with ``--plain-first``.
+Usage: ``python bench/bench_classifier.py [--steps 100] [--rounds 3] [--device auto]``. Prints the
+machine (with its load average: on a shared CPU other processes slow both loops), both rates and
+their ratio. Each round times both loops after a warm-up, in alternating order; the median round counts.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import statistics
 import time
 
 import torch
@@ -70,26 +73,42 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps per loop first (default 10)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--samples", type=int, default=10_000, help="training tensor size (default 10,000)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of both loops (default 3)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--plain-first", action="store_true", help="time the plain loop first")
     args = parser.parse_args()
 
     device = pick_device(args.device)
     x, y = fake_addnist(args.samples)
     loops = {"plain": plain_loop, "effgen": effgen_loop}
-    order = ["plain", "effgen"] if args.plain_first else ["effgen", "plain"]
-    seconds = {}
-    for name in order:
-        loops[name](x, y, args.warmup, args.batch_size, device)
-        seconds[name] = loops[name](x, y, args.steps, args.batch_size, device)
+    load_before = os.getloadavg()[0]
+    seconds: dict[str, list[float]] = {"plain": [], "effgen": []}
+    for round_ in range(args.rounds):
+        for name in (["plain", "effgen"] if round_ % 2 else ["effgen", "plain"]):
+            loops[name](x, y, args.warmup, args.batch_size, device)
+            seconds[name].append(loops[name](x, y, args.steps, args.batch_size, device))
+    load_after = os.getloadavg()[0]
 
-    print(f"machine: {platform.machine()} {platform.processor() or platform.system()}, "
-          f"{torch.get_num_threads()} torch threads; device {describe(device)}; torch {torch.__version__}")
-    print(f"paper classifier, batch {args.batch_size}, {args.steps} steps after {args.warmup} warm-up steps")
+    print(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
+          f"load average {load_before:.1f} -> {load_after:.1f}; device {describe(device)}; torch {torch.__version__}")
+    print(f"paper classifier, batch {args.batch_size}, {args.steps} steps per round after {args.warmup} "
+          f"warm-up steps, median of {args.rounds} rounds")
+    median = {name: statistics.median(times) for name, times in seconds.items()}
     for name in ("plain", "effgen"):
-        rate = args.steps / seconds[name]
-        print(f"  {name:7s} {rate:7.2f} steps/s  {1000 / rate:7.1f} ms/step")
-    print(f"  speed-up effgen / plain: {seconds['plain'] / seconds['effgen']:.2f}x")
+        rounds = " ".join(f"{1000 * t / args.steps:.0f}" for t in seconds[name])
+        print(f"  {name:7s} {args.steps / median[name]:7.2f} steps/s  {1000 * median[name] / args.steps:7.1f} "
+              f"ms/step  (rounds, ms/step: {rounds})")
+    print(f"  speed-up effgen / plain: {median['plain'] / median['effgen']:.2f}x")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor() or platform.system()}"
 
 
 if __name__ == "__main__":

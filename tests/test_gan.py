@@ -37,8 +37,8 @@ def images(n: int = 32, seed: int = 0) -> torch.Tensor:
 
 def tiny(name: str, **overrides) -> GanConfig:
     """A recipe at a size that trains in well under a second."""
-    settings = dict(steps=8, batch_size=4, sample_every=4, checkpoint_every=100, n_fixed=4,
-                    epoch_steps=2, step_size=2)
+    settings = {"steps": 8, "batch_size": 4, "sample_every": 4, "checkpoint_every": 100, "n_fixed": 4,
+                "epoch_steps": 2, "step_size": 2}
     settings.update(overrides)
     return preset(name, **settings)
 
@@ -139,7 +139,7 @@ def test_bad_images_are_reported() -> None:
     with pytest.raises(DataError, match=r"\[-1, 1\]"):
         train_gan(tiny("corrected"), torch.full((16, 3, 32, 32), 255.0))
     with pytest.raises(DataError, match="one batch"):
-        train_gan(tiny("corrected"), images(4))
+        train_gan(tiny("corrected"), images(2))
 
 
 # ---------------------------------------------------------------- learning-rate schedule
@@ -156,19 +156,19 @@ def test_original_schedule_decays_once_at_step_36000() -> None:
 @pytest.mark.parametrize("name", ["faithful", "corrected"])
 def test_steplr_as_stepped_matches_the_closed_form(name: str) -> None:
     # epochs of 1 step and step_size 2: faithful decays every 4 steps, corrected every 2.
-    config = tiny(name, steps=12, epoch_steps=1, step_size=2, gamma=0.5)
+    config = tiny(name, steps=8, epoch_steps=1, step_size=2, gamma=0.5)
     run = train_gan(config, images(), show_progress=False)
-    expected = np.array([lr_at(s, config) for s in range(12)])
+    expected = np.array([lr_at(s, config) for s in range(8)])
     np.testing.assert_allclose(run.history[["lr_g", "lr_d"]].to_numpy(), expected, rtol=1e-12)
-    assert run.history.lr_g.nunique() == (3 if name == "faithful" else 6)
+    assert run.history.lr_g.nunique() == (2 if name == "faithful" else 4)
 
 
 # ---------------------------------------------------------------- data handling
 
 def test_faithful_trains_on_zero_one_and_corrected_on_minus_one_one() -> None:
     data = images(16)
-    faithful = _Trainer(tiny("faithful"), data, torch.device("cpu"))
-    corrected = _Trainer(tiny("corrected"), data, torch.device("cpu"))
+    faithful = _Trainer(tiny("faithful", batch_size=8), data, torch.device("cpu"))
+    corrected = _Trainer(tiny("corrected", batch_size=8), data, torch.device("cpu"))
     f_batch, c_batch = faithful._real_batch(), corrected._real_batch()
     assert f_batch.min() >= 0 and c_batch.min() < 0
     # No shuffle: 16 images make two batches, and the second pass repeats the first exactly.

@@ -1,6 +1,13 @@
 """The paper's DCGAN: models, the faithful and corrected training recipes, and the dismissed baselines."""
 from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic
-from .models import Discriminator, Generator, dcgan_init_, layer_table, load_generator, save_generator
+from .models import (
+    Discriminator,
+    Generator,
+    dcgan_init_,
+    layer_table,
+    load_generator,
+    save_generator,
+)
 from .train import (
     PRESETS,
     GanConfig,

@@ -38,8 +38,8 @@ def border_gap(images: torch.Tensor, width: int = 4) -> float:
     """Mean brightness of the centre minus that of the outer ``width``-pixel ring, for images in [0, 1].
 
     Padded crops show the discriminator real images with black bands at their edges; a
-    generator that learns them draws darker borders, which this number picks up. Real
-    photos sit near 0 (slightly positive: subjects are centred).
+    generator that learns them draws darker borders, and this number grows. Compare it
+    with the value for real images.
     """
     mask = torch.ones(images.shape[-2:], dtype=torch.bool)
     mask[width:-width, width:-width] = False

@@ -3,9 +3,9 @@ from .fid import (
     FULL_RANK_MIN_N,
     TTUR_MIN_N,
     FidStats,
+    cached_stats,
     fid_vs_n,
     frechet_distance,
-    cached_stats,
     image_set_stats,
     inception_features,
     quantise,
@@ -14,11 +14,19 @@ from .fid import (
     subset_indices,
 )
 from .inception_weights import InceptionWeights, ensure_inception_weights
-from .interpolate import checkpoint_output_range, interpolation_latents, latent_pairs, lerp, render_latents, slerp
+from .interpolate import (
+    checkpoint_output_range,
+    interpolation_latents,
+    latent_pairs,
+    lerp,
+    render_latents,
+    slerp,
+)
 from .perceptual import (
     Memorisation,
     backbone_available,
     backbone_file,
+    backbone_url,
     inception_neighbours,
     load_lpips,
     lpips_matrix,
@@ -29,7 +37,7 @@ from .perceptual import (
 
 __all__ = [
     "FULL_RANK_MIN_N", "TTUR_MIN_N", "FidStats", "InceptionWeights", "Memorisation", "backbone_available",
-    "backbone_file", "cached_stats", "checkpoint_output_range", "ensure_inception_weights", "fid_vs_n", "frechet_distance", "image_set_stats",
+    "backbone_file", "backbone_url", "cached_stats", "checkpoint_output_range", "ensure_inception_weights", "fid_vs_n", "frechet_distance", "image_set_stats",
     "inception_features", "inception_neighbours", "interpolation_latents", "latent_pairs", "lerp",
     "load_lpips", "lpips_matrix", "memorisation", "original_protocol", "pairwise_diversity", "quantise",
     "render_latents", "sample_caveats", "slerp", "subsample", "subset_indices",

@@ -87,7 +87,7 @@ class FidStats:
 
     @classmethod
     def from_features(cls, features: np.ndarray, provenance: dict[str, Any] | None = None,
-                      keep_features: bool = True) -> "FidStats":
+                      keep_features: bool = True) -> FidStats:
         if len(features) < 2:
             raise DataError(f"FID statistics need at least 2 images, got {len(features)}")
         wide = features.astype(np.float64)
@@ -106,7 +106,7 @@ class FidStats:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> "FidStats":
+    def load(cls, path: Path) -> FidStats:
         """Our files, or pytorch-fid's own (``mu`` and ``sigma`` only: ``n`` is then unknown)."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -167,12 +167,12 @@ def sample_caveats(n_real: int | None, n_fake: int | None) -> list[str]:
     notes = []
     smallest = min(x for x in (n_real, n_fake) if x is not None) if (n_real or n_fake) else None
     if smallest is None:
-        return ["sample size unknown"]
+        return ["Sample size unknown."]
     if smallest < FULL_RANK_MIN_N:
         notes.append(f"N = {smallest:,} ≤ 2,048: the covariance is rank-deficient, so this FID is "
-                     f"strongly biased upwards and only comparable at equal N")
+                     f"strongly biased upwards and only comparable at equal N.")
     if smallest < TTUR_MIN_N:
-        notes.append(f"N = {smallest:,} < 10,000, the minimum TTUR advises; FID falls as N grows")
+        notes.append(f"N = {smallest:,} < 10,000, the minimum TTUR advises; FID falls as N grows.")
     return notes
 
 

@@ -43,6 +43,10 @@ def backbone_file(net: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(_backbone_weights(net).url).name
 
 
+def backbone_url(net: str) -> str:
+    return str(_backbone_weights(net).url)
+
+
 def backbone_available(net: str) -> bool:
     return backbone_file(net).is_file()
 

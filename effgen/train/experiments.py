@@ -63,8 +63,14 @@ def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device,
         scores = evaluate(result.model, x_test, y_test, device)
         predictions = scores.pop("predictions").numpy()
         cached = (scores, predictions)
-        np.save(out_dir / PREDICTIONS_FILE, predictions, allow_pickle=False)
-        (out_dir / TEST_FILE).write_text(json.dumps({**scores, "data_fingerprint": fingerprint}, indent=2))
+        # predictions first, the record last: a test.json on disk always has its predictions beside it
+        tmp = out_dir / (PREDICTIONS_FILE + ".tmp")
+        with open(tmp, "wb") as handle:
+            np.save(handle, predictions, allow_pickle=False)
+        tmp.replace(out_dir / PREDICTIONS_FILE)
+        tmp = out_dir / (TEST_FILE + ".tmp")
+        tmp.write_text(json.dumps({**scores, "data_fingerprint": fingerprint}, indent=2))
+        tmp.replace(out_dir / TEST_FILE)
     scores, predictions = cached
     return ClassifierRun(config=config, history=result.history, budget=result.budget, test=scores,
                          predictions=predictions, out_dir=out_dir)

@@ -77,7 +77,7 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sampler = InMemoryBatches(x_train.to(device), y_train.to(device), batch_size=config.batch_size,
                               shuffle=True, seed=config.seed)
-    x_val, y_val = _validation_subset(x_valid, y_valid, config)
+    x_val, y_val = (t.to(device) for t in _validation_subset(x_valid, y_valid, config))
     history: list[dict[str, float]] = []
     step = 0
     if state is not None:
@@ -181,10 +181,10 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device, batch
     finally:
         model.train(was_training)
     predicted = torch.cat(predictions)
-    correct = (predicted == y.cpu()).float()
+    correct = (predicted == y.cpu()).double()  # float64: exact counts, no float32 rounding in the report
     per_batch = correct.split(ORIGINAL_TEST_BATCH)
     return {
-        "accuracy": float(correct.mean()),
+        "accuracy": int(correct.sum()) / len(y),
         "mean_batch_accuracy": float(torch.stack([b.mean() for b in per_batch]).mean()),
         "loss": loss_sum / len(y),
         "n": len(y),

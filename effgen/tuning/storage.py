@@ -17,6 +17,7 @@ and neither counts towards ``n_trials`` (only COMPLETE and PRUNED trials do).
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from ..paths import runs_dir
 CHAPTER = "03-tuning"
 JOURNAL_SUFFIXES: tuple[str, ...] = (".log", ".jsonl", ".journal")
 SQLITE_TIMEOUT_S = 60  # concurrent SQLite writers wait this long for the file lock
+CONNECT_ATTEMPTS = 5
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.*)$", re.IGNORECASE)
 
 
@@ -96,18 +98,25 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
             except OSError as err:
                 raise ParamsError(f"storage {spec.describe()}: cannot create its folder: {err}") from None
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    try:
-        with warnings.catch_warnings():  # the heartbeat arguments are flagged experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(spec.target, engine_kwargs=engine_kwargs,
-                                              heartbeat_interval=spec.heartbeat_interval,
-                                              grace_period=spec.grace_period)
-    except ModuleNotFoundError as err:
-        raise ParamsError(f"storage {spec.describe()}: its database driver is not installed "
-                          f"({err.name}); pip install it, e.g. psycopg2-binary for PostgreSQL") from None
-    except Exception as err:  # SQLAlchemy raises many kinds; the user needs the first line only
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ParamsError(f"storage {spec.describe()}: cannot connect: {first}") from None
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # the heartbeat arguments are flagged experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(spec.target, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=spec.heartbeat_interval,
+                                                  grace_period=spec.grace_period)
+        except ModuleNotFoundError as err:
+            raise ParamsError(f"storage {spec.describe()}: its database driver is not installed "
+                              f"({err.name}); pip install it, e.g. psycopg2-binary for PostgreSQL") from None
+        except Exception as err:  # SQLAlchemy raises many kinds; the user needs the first line only
+            # Workers started together race to create the schema of a new database (IntegrityError,
+            # "table already exists"); the loser finds it made on the next attempt.
+            if attempt + 1 < CONNECT_ATTEMPTS and type(err).__module__.startswith("sqlalchemy"):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ParamsError(f"storage {spec.describe()}: cannot connect: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,56 @@
+"""Chapter 04 end to end on the smoke profile: outputs chapter 05 relies on, and reuse on re-execution."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from effgen.gan import generated_images, load_generator
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def execute(root: Path, out: Path) -> None:
+    env = {**os.environ, "EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(REPO / "data"), "EFFGEN_PROGRESS": "0"}
+    subprocess.run([sys.executable, "-m", "papermill", str(root / "chapters/04-dcgan.ipynb"), str(out),
+                    "-p", "profile", "smoke", "-f", str(root / "params/smoke/04-dcgan.yml"), "--cwd", str(root)],
+                   check=True, env=env, capture_output=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_chapter_04_smoke(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "chapters").mkdir(parents=True)
+    (root / "params/smoke").mkdir(parents=True)
+    (root / "_quarto.yml").write_text("book:\n  title: t\n")
+    shutil.copy(REPO / "chapters/04-dcgan.ipynb", root / "chapters")
+    shutil.copy(REPO / "params/smoke/04-dcgan.yml", root / "params/smoke")
+    execute(root, tmp_path / "first.ipynb")
+
+    run_dir = root / "runs/smoke/04-dcgan"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {h["key"]: h["value"] for h in metrics["headline"]}["gan_params"] == 967_072
+    dataset = metrics["metrics"]["dataset"]
+    for recipe, output_range in (("corrected", "minus_one_one"), ("faithful", "zero_one")):
+        path = run_dir / metrics["metrics"]["generators"][recipe]
+        extra = torch.load(path, weights_only=True)["extra"]
+        assert (extra["recipe"], extra["output_range"], extra["dataset"], extra["seed"]) == (
+            recipe, output_range, dataset, 0)
+        assert extra["steps"] == metrics["metrics"]["steps"][recipe] > 0
+        images = generated_images(load_generator(path), 4, seed=1, output_range=extra["output_range"])
+        assert images.shape == (4, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+    if metrics["provenance"]["data"]["stand_in"]:
+        text = (tmp_path / "first.ipynb").read_text()
+        assert "a stand-in" in text and "callout-warning" in text
+
+    # Re-executing reuses the finished runs: no checkpoint is rewritten.
+    checkpoints = {p: p.stat().st_mtime_ns for p in run_dir.rglob("checkpoint.pt")}
+    assert len(checkpoints) == 5
+    execute(root, tmp_path / "second.ipynb")
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("checkpoint.pt")} == checkpoints
