@@ -14,8 +14,8 @@ import yaml
 
 import effgen.data.addnist as addnist_module
 from effgen.cli import main
-from effgen.tuning import budget_sweep, classifier_trial, count_finished, load_best
 from effgen.train import ClassifierConfig
+from effgen.tuning import budget_sweep, classifier_trial, count_finished, load_best
 
 ROOT = Path(__file__).resolve().parent.parent
 

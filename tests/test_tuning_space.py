@@ -6,7 +6,15 @@ import random
 import pytest
 
 from effgen.errors import ParamsError
-from effgen.tuning import Bound, NarrowingRule, TuningSettings, narrow, narrow_bound, parse_space, top_trials
+from effgen.tuning import (
+    Bound,
+    NarrowingRule,
+    TuningSettings,
+    narrow,
+    narrow_bound,
+    parse_space,
+    top_trials,
+)
 from effgen.tuning.storage import default_storage, open_storage, parse_storage
 
 RULE = NarrowingRule(top_fraction=0.2, min_top=3, margin=0.05, min_keep=0.25)

@@ -15,10 +15,22 @@ import pytest
 from optuna.trial import TrialState
 
 from effgen.errors import ParamsError
-from effgen.tuning import (PerTrialSeededSampler, TuningSettings, count_finished, fail_orphaned_trials,
-                           make_pruner, narrow,
-                           open_storage, open_study, parse_storage, plotting_view, pruning_savings, run_worker,
-                           stored_rounds, trials_frame)
+from effgen.tuning import (
+    PerTrialSeededSampler,
+    TuningSettings,
+    count_finished,
+    fail_orphaned_trials,
+    make_pruner,
+    narrow,
+    open_storage,
+    open_study,
+    parse_storage,
+    plotting_view,
+    pruning_savings,
+    run_worker,
+    stored_rounds,
+    trials_frame,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,8 +49,8 @@ def fake(params: dict, report) -> float:
 
 
 def settings(**changes) -> TuningSettings:
-    base = dict(n_trials=10, trials_per_round=4, steps=40, steps_per_epoch=10, tpe_startup_trials=3,
-                pruner="none", heartbeat_interval=1, grace_period=3)
+    base = {"n_trials": 10, "trials_per_round": 4, "steps": 40, "steps_per_epoch": 10,
+            "tpe_startup_trials": 3, "pruner": "none", "heartbeat_interval": 1, "grace_period": 3}
     return TuningSettings(**{**base, **changes})
 
 

@@ -45,8 +45,15 @@ def _profile_of(path: Path, explicit: str | None) -> str:
 def _tune(args: argparse.Namespace) -> int:
     from ..data.addnist import load_addnist
     from ..device import describe, pick_device
-    from ..tuning import (BEST_FILE, TuningSettings, check_space_budget, export_best, parse_storage,
-                          pruning_savings, run_tuning)
+    from ..tuning import (
+        BEST_FILE,
+        TuningSettings,
+        check_space_budget,
+        export_best,
+        parse_storage,
+        pruning_savings,
+        run_tuning,
+    )
 
     path = Path(args.params)
     profile = _profile_of(path, args.profile)

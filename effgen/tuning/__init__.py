@@ -14,22 +14,81 @@ import importlib
 from typing import Any
 
 from .settings import CHAPTER_ONLY, DEFAULT_SPACE, PAPER_LAST_ROUND, PAPER_SETTING, TuningSettings
-from .space import Bound, NarrowingRule, narrow, narrow_bound, parse_space, space_to_dict, top_trials
+from .space import (
+    Bound,
+    NarrowingRule,
+    narrow,
+    narrow_bound,
+    parse_space,
+    space_to_dict,
+    top_trials,
+)
 from .storage import default_storage, open_storage, parse_storage
-from .study import (PerTrialSeededSampler, Round, RoundPlan, count_finished, current_round, fail_orphaned_trials,
-                    finished_trials, make_pruner, open_study, plotting_view, pruning_savings, rounds_frame, run_worker,
-                    stored_rounds, trials_frame)
+from .study import (
+    PerTrialSeededSampler,
+    Round,
+    RoundPlan,
+    count_finished,
+    current_round,
+    fail_orphaned_trials,
+    finished_trials,
+    make_pruner,
+    open_study,
+    plotting_view,
+    pruning_savings,
+    rounds_frame,
+    run_worker,
+    stored_rounds,
+    trials_frame,
+)
 
 _CLASSIFIER = ("BEST_FILE", "TuningRun", "best_config", "budget_sweep", "check_space_budget",
-               "classifier_trial", "config_tag", "connect", "export_best", "load_best", "log_grid", "run_tuning")
+               "classifier_trial", "config_tag", "connect", "export_best", "load_best", "log_grid",
+               "run_tuning")
 
 __all__ = [
-    "CHAPTER_ONLY", "DEFAULT_SPACE", "PAPER_LAST_ROUND", "PAPER_SETTING", "Bound", "NarrowingRule", "PerTrialSeededSampler", "Round", "RoundPlan",
-    "TuningSettings", "count_finished", "current_round", "default_storage", "fail_orphaned_trials", "finished_trials", "make_pruner",
-    "narrow", "narrow_bound", "open_storage", "open_study", "parse_space", "parse_storage", "plotting_view",
-    "pruning_savings", "rounds_frame", "run_worker", "space_to_dict", "stored_rounds", "top_trials",
+    "BEST_FILE",
+    "CHAPTER_ONLY",
+    "DEFAULT_SPACE",
+    "PAPER_LAST_ROUND",
+    "PAPER_SETTING",
+    "Bound",
+    "NarrowingRule",
+    "PerTrialSeededSampler",
+    "Round",
+    "RoundPlan",
+    "TuningRun",
+    "TuningSettings",
+    "best_config",
+    "budget_sweep",
+    "check_space_budget",
+    "classifier_trial",
+    "config_tag",
+    "connect",
+    "count_finished",
+    "current_round",
+    "default_storage",
+    "export_best",
+    "fail_orphaned_trials",
+    "finished_trials",
+    "load_best",
+    "log_grid",
+    "make_pruner",
+    "narrow",
+    "narrow_bound",
+    "open_storage",
+    "open_study",
+    "parse_space",
+    "parse_storage",
+    "plotting_view",
+    "pruning_savings",
+    "rounds_frame",
+    "run_tuning",
+    "run_worker",
+    "space_to_dict",
+    "stored_rounds",
+    "top_trials",
     "trials_frame",
-    *_CLASSIFIER,
 ]
 
 

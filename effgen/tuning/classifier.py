@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -25,7 +26,15 @@ from ..errors import EffgenError, ParamsError
 from ..train import ClassifierConfig, budget_of, train_classifier
 from .settings import TuningSettings
 from .storage import StorageSpec, open_storage, parse_storage
-from .study import PerTrialSeededSampler, RoundPlan, TrialFunction, WorkerReport, make_pruner, open_study, run_worker
+from .study import (
+    PerTrialSeededSampler,
+    RoundPlan,
+    TrialFunction,
+    WorkerReport,
+    make_pruner,
+    open_study,
+    run_worker,
+)
 
 Split = tuple[Tensor, Tensor]
 BEST_FILE = "best.yml"

@@ -6,8 +6,9 @@ The same file drives the chapter and ``effgen tune``; keys only the chapter uses
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ParamsError
 from .space import NarrowingRule, SearchSpace, parse_space
@@ -92,11 +93,11 @@ class TuningSettings:
         for key in ("steps", "steps_per_epoch", "eval_samples", "seed"):
             if key in self.fixed:
                 raise ParamsError(f"tuning settings: set {key!r} at the top level, not in fixed")
-        self.search_space  # validates the space
-        self.rule  # validates the narrowing constants
+        parse_space(self.space)  # raises on a bad space
+        NarrowingRule(self.top_fraction, self.min_top, self.margin, self.min_keep)  # and on bad constants
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], ignore: tuple[str, ...] = CHAPTER_ONLY) -> "TuningSettings":
+    def from_dict(cls, values: Mapping[str, Any], ignore: tuple[str, ...] = CHAPTER_ONLY) -> TuningSettings:
         allowed = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(k for k in values if k not in allowed and k not in ignore)
         if unknown:

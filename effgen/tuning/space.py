@@ -19,8 +19,9 @@ whose best trials disagree keeps (almost) its whole width.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import optuna
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 
 from ..errors import ParamsError
 from ..paths import runs_dir
@@ -108,10 +109,10 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         except ModuleNotFoundError as err:
             raise ParamsError(f"storage {spec.describe()}: its database driver is not installed "
                               f"({err.name}); pip install it, e.g. psycopg2-binary for PostgreSQL") from None
-        except Exception as err:  # SQLAlchemy raises many kinds; the user needs the first line only
+        except (sqlalchemy.exc.SQLAlchemyError, ValueError) as err:  # the user needs the first line only
             # Workers started together race to create the schema of a new database (IntegrityError,
             # "table already exists"); the loser finds it made on the next attempt.
-            if attempt + 1 < CONNECT_ATTEMPTS and type(err).__module__.startswith("sqlalchemy"):
+            if attempt + 1 < CONNECT_ATTEMPTS and isinstance(err, sqlalchemy.exc.SQLAlchemyError):
                 time.sleep(0.5 * (attempt + 1))
                 continue
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

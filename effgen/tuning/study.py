@@ -29,8 +29,9 @@ import json
 import math
 import os
 import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -82,7 +83,7 @@ class Round:
                 "narrowed_around": list(self.narrowed_around)}
 
     @classmethod
-    def from_attr(cls, attr: Mapping[str, Any], initial: SearchSpace) -> "Round":
+    def from_attr(cls, attr: Mapping[str, Any], initial: SearchSpace) -> Round:
         space = {name: Bound(name, entry["low"], entry["high"], entry["log"], initial[name].integer)
                  for name, entry in attr["space"].items()}
         return cls(int(attr["index"]), space, tuple(attr["narrowed_around"]))
@@ -274,12 +275,12 @@ def run_worker(study: optuna.Study, plan: RoundPlan, trial_function: TrialFuncti
         fail_orphaned_trials(study, grace_period)
     objective = make_objective(plan, trial_function)
     ran = failures = 0
+    mine: list[FrozenTrial] = []  # this worker's trials, as Optuna's callback hands them over
     bar = progress(total=n_trials, initial=min(count_finished(study), n_trials), desc="trials")
     with quiet_optuna(), bar:
         while (done := count_finished(study)) < n_trials:
             bar.n = done
             bar.refresh()
-            mine: list[FrozenTrial] = []
             study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False,
                            callbacks=[lambda _, trial: mine.append(trial)])
             ran += 1
