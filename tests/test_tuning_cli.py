@@ -102,10 +102,12 @@ def test_unknown_key_is_a_one_line_error_before_any_data(tmp_path, no_data, caps
 def test_bad_storage_and_over_budget_space_fail_before_any_data(tmp_path, no_data, capsys):
     assert main(["tune", "--params", str(params_file(tmp_path)), "--storage", "redis://localhost"]) == 2
     assert "unknown scheme 'redis'" in capsys.readouterr().err
-    space = {**TINY["space"], "se_reduction": {"low": 2, "high": 8, "log": True}}
-    assert main(["tune", "--params", str(params_file(tmp_path, space=space)),
+    assert main(["tune", "--params", str(params_file(tmp_path, fixed={"se_reduction": 2})),
                  "--storage", str(tmp_path / "s.db")]) == 2
     assert "over the paper's budget" in capsys.readouterr().err
+    assert main(["tune", "--params", str(params_file(tmp_path, fixed={"se_reduction": 3})),
+                 "--storage", str(tmp_path / "s.db")]) == 2
+    assert "does not divide" in capsys.readouterr().err
     assert main(["tune", "--params", str(tmp_path / "missing.yml")]) == 2
 
 

@@ -109,6 +109,8 @@ def test_rule_constants_are_checked():
 def test_parse_space_rejects_what_cannot_be_tuned():
     with pytest.raises(ParamsError, match="'momentum' cannot be tuned"):
         parse_space({"momentum": {"low": 0.1, "high": 0.9}})
+    with pytest.raises(ParamsError, match="'se_reduction' cannot be tuned"):
+        parse_space({"se_reduction": {"low": 4, "high": 16}})
     with pytest.raises(ParamsError, match="low must be > 0"):
         parse_space({"lr": {"low": 0.0, "high": 0.1, "log": True}})
     with pytest.raises(ParamsError, match="takes keys low, high, log"):

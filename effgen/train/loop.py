@@ -39,6 +39,8 @@ CHECKPOINT_FORMAT = 1
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc",
                                     "val_acc_running_mean", "seconds")
 ORIGINAL_TEST_BATCH = 64  # the original scored test accuracy as a mean over batches of 64
+CPU_EVAL_BATCH = 128
+ACCELERATOR_EVAL_BATCH = 1000
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -156,8 +158,12 @@ def _train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, sampler: In
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device, batch_size: int = 1000) -> dict:
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device,
+             batch_size: int | None = None) -> dict:
     """Score every sample of (x, y); the model must already be on ``device``.
+
+    ``batch_size`` None picks one per device: 128 on CPU, where the activations of larger batches
+    fall out of cache (1,000 was measured ~3x slower per image on 2 cores), and 1,000 elsewhere.
 
     Returns ``accuracy`` (correct / n, over all samples), ``mean_batch_accuracy`` (the original's
     mean of per-batch accuracies over batches of 64, the last partial batch weighted like the
@@ -165,6 +171,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device, batch
     """
     device = torch.device(device)
     x, y = _checked_split("evaluation", (x, y))
+    batch_size = batch_size or (CPU_EVAL_BATCH if device.type == "cpu" else ACCELERATOR_EVAL_BATCH)
     fmt = memory_format(device)
     was_training = model.training
     model.eval()

@@ -28,6 +28,7 @@ from .settings import TuningSettings
 from .storage import StorageSpec, open_storage, parse_storage
 from .study import (
     PerTrialSeededSampler,
+    Reporter,
     RoundPlan,
     TrialFunction,
     WorkerReport,
@@ -52,7 +53,7 @@ def classifier_trial(train: Split, valid: Split, base: ClassifierConfig, device:
     """A trial function training ``base`` with the sampled values; it returns validation accuracy."""
     train, valid = _pair("train", train), _pair("valid", valid)
 
-    def run(params: dict[str, Any], report: Any) -> float:
+    def run(params: dict[str, Any], report: Reporter) -> float:
         config = base.replace(**params)
         result = train_classifier(config, train, valid, device,
                                   on_epoch=lambda _, row: report(int(row["step"]), float(row["val_acc"])))
@@ -62,15 +63,15 @@ def classifier_trial(train: Split, valid: Split, base: ClassifierConfig, device:
 
 
 def check_space_budget(settings: TuningSettings) -> None:
-    """Fail before any compute if some point of the space breaks the paper's limits.
+    """Fail before any compute if the trials would break the paper's limits or cannot be built.
 
-    Only ``se_reduction`` changes the parameter count (smaller ratio, bigger SE layers).
+    No searchable parameter changes the parameter count, so the fixed settings decide it.
     """
     base = ClassifierConfig.from_dict(settings.base_config())
-    space = settings.search_space
-    if "se_reduction" in space:
-        base = base.replace(se_reduction=int(space["se_reduction"].low))
-    budget_of(base)
+    try:
+        budget_of(base)
+    except ValueError as err:  # e.g. an SE reduction that does not divide the channel counts
+        raise ParamsError(f"tuning settings: the fixed classifier settings do not build a model: {err}") from None
 
 
 @dataclass
