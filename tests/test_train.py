@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,10 +15,14 @@ from effgen.errors import BudgetError, DataError, EffgenError, ParamsError
 from effgen.train import (
     HISTORY_COLUMNS,
     ClassifierConfig,
+    claim_verdict,
+    combine_verdicts,
+    confusion,
     evaluate,
     load_classifier,
     run_classifier,
     seed_summary,
+    spread_text,
     train_classifier,
 )
 
@@ -228,3 +233,35 @@ def test_seed_summary_in_percent(tmp_path: Path, data) -> None:
     accs = [100 * r.test["accuracy"] for r in runs]
     assert summary["n"] == 2 and summary["mean"] == pytest.approx(sum(accs) / 2)
     assert summary["min"] == min(accs) and summary["per_seed"] == {0: accs[0], 1: accs[1]}
+
+
+# --- chapter helpers -------------------------------------------------------------------------------
+
+def _summary(mean: float, std: float, n: int) -> dict:
+    return {"mean": mean, "std": std, "n": n}
+
+
+def test_claim_verdict_weighs_the_gap_against_seed_noise() -> None:
+    clear = claim_verdict({"swish": _summary(80, 1, 3), "relu": _summary(75, 1, 3)}, "swish")
+    assert clear["verdict"] == "yes" and clear["runner_up"] == "relu" and clear["gap"] == 5
+    assert clear["noise"] == pytest.approx(2 * (2 / 3) ** 0.5)
+    assert claim_verdict({"swish": _summary(70, 1, 3), "relu": _summary(75, 1, 3)}, "swish")["verdict"] == "no"
+    assert claim_verdict({"swish": _summary(76, 4, 3), "relu": _summary(75, 4, 3)}, "swish")["verdict"] == (
+        "within noise")
+    one_seed = claim_verdict({"swish": _summary(90, 0, 1), "relu": _summary(10, 0, 1)}, "swish")
+    assert one_seed["verdict"] == "within noise"  # one seed cannot measure noise
+    best_rival = claim_verdict({"swish": _summary(80, 1, 3), "relu": _summary(60, 1, 3),
+                                "softplus": _summary(79.5, 1, 3)}, "swish")
+    assert best_rival["runner_up"] == "softplus" and best_rival["verdict"] == "within noise"
+
+
+def test_combine_verdicts() -> None:
+    assert combine_verdicts(["yes", "yes"]) == "yes"
+    assert combine_verdicts(["yes", "within noise"]) == "within noise"
+    assert combine_verdicts(["within noise", "no"]) == "no"
+
+
+def test_confusion_counts_true_rows_and_predicted_columns() -> None:
+    matrix = confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), n_classes=3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+    assert spread_text({"mean": 81.234, "std": 1.5}) == "81.23 ± 1.50"

@@ -153,6 +153,7 @@ def test_plotting_view_puts_every_round_on_one_space(tmp_path):
     assert set(importances) == set(s.plan.space)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_orphaned_before_it_began_is_failed(tmp_path):
     s = settings()
     study = study_for(s, str(tmp_path / "s.db"))

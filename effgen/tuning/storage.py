@@ -112,7 +112,8 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         except (sqlalchemy.exc.SQLAlchemyError, ValueError) as err:  # the user needs the first line only
             # Workers started together race to create the schema of a new database (IntegrityError,
             # "table already exists"); the loser finds it made on the next attempt.
-            if attempt + 1 < CONNECT_ATTEMPTS and isinstance(err, sqlalchemy.exc.SQLAlchemyError):
+            if attempt + 1 < CONNECT_ATTEMPTS and isinstance(
+                    err, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError)):
                 time.sleep(0.5 * (attempt + 1))
                 continue
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
