@@ -8,6 +8,7 @@ notebook, for inspection.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -128,6 +129,10 @@ def _cell_error(err: Exception) -> str:
 
 def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] = print) -> list[ChapterRun]:
     import papermill  # imported late: it is slow to import and `plan` must stay fast
+
+    # Papermill's own parameter parser cannot read `X | None` annotations and warns that such
+    # keys are unknown; `plan` has already validated every key against the notebook, strictly.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
 
     # Progress bars would land in the book as stderr noise; figures must stay inline.
     os.environ["EFFGEN_PROGRESS"] = "0"
