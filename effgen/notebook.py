@@ -81,8 +81,11 @@ class Chapter:
         return Markdown("\n".join(lines))
 
     def write_metrics(self, metrics: Mapping[str, Any], headline: list[dict[str, Any]] | None = None,
-                      data: Mapping[str, Any] | None = None) -> Path:
-        """Write ``metrics.json``; ``headline`` entries feed the summary page's paper-vs-run table."""
+                      data: Mapping[str, Any] | None = None) -> None:
+        """Write ``metrics.json`` (in ``run_dir``); ``headline`` entries feed the summary table.
+
+        Returns nothing, so that a chapter's last line does not print a path into the book.
+        """
         for entry in headline or []:
             if entry["key"] not in paper.BY_KEY:
                 raise KeyError(f"unknown headline key {entry['key']!r}; add it to effgen.paper first")
@@ -96,7 +99,6 @@ class Chapter:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(payload, indent=2, default=_jsonable))
         tmp.replace(path)
-        return path
 
 
 def _jsonable(value: Any) -> Any:
