@@ -21,6 +21,8 @@ from effgen.train import (
     evaluate,
     load_classifier,
     run_classifier,
+    run_key,
+    run_seeds,
     seed_summary,
     spread_text,
     train_classifier,
@@ -265,3 +267,14 @@ def test_confusion_counts_true_rows_and_predicted_columns() -> None:
     matrix = confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), n_classes=3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
     assert spread_text({"mean": 81.234, "std": 1.5}) == "81.23 ± 1.50"
+
+
+def test_run_seeds_keys_folders_by_config_and_data(tmp_path: Path, data) -> None:
+    splits = Splits(*data, separable(90, 2))
+    first = run_seeds(tiny(), [0], splits, CPU, tmp_path, "demo")
+    assert first[0].out_dir.name == f"demo-seed0-{run_key(tiny(seed=0), splits)}"
+    changed = run_seeds(tiny(lr=0.02), [0], splits, CPU, tmp_path, "demo")  # no clash with the old run
+    assert changed[0].out_dir != first[0].out_dir
+    again = run_seeds(tiny(), [0], splits, CPU, tmp_path, "demo")
+    assert again[0].test == first[0].test
+    assert run_key(tiny(), Splits(separable(400, 9), data[1], data[1])) != run_key(tiny(), splits)

@@ -7,6 +7,7 @@ from .experiments import (
     confusion,
     histories,
     run_classifier,
+    run_key,
     run_seeds,
     seed_summary,
     spread_text,
@@ -25,6 +26,6 @@ from .loop import (
 __all__ = [
     "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "ClassifierConfig", "ClassifierRun", "TrainResult",
     "budget_of", "build_model", "claim_verdict", "combine_verdicts", "confusion", "data_fingerprint",
-    "evaluate", "histories", "load_classifier", "run_classifier", "run_seeds", "seed_summary",
+    "evaluate", "histories", "load_classifier", "run_classifier", "run_key", "run_seeds", "seed_summary",
     "spread_text", "train_classifier",
 ]

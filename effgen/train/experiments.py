@@ -6,6 +6,7 @@ Re-running a chapter therefore reuses every finished run and touches the test sp
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 from collections.abc import Iterable
@@ -78,9 +79,24 @@ def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device,
 
 def run_seeds(config: ClassifierConfig, seeds: Iterable[int], data: Splits, device: torch.device,
               root: Path, name: str) -> list[ClassifierRun]:
-    """The same configuration once per seed, each in ``root/<name>-seed<seed>``."""
-    return [run_classifier(config.replace(seed=seed), data, device, Path(root) / f"{name}-seed{seed}")
-            for seed in seeds]
+    """The same configuration once per seed, each in ``root/<name>-seed<seed>-<key>``.
+
+    ``key`` hashes the configuration and the training data, so a chapter re-run with changed
+    parameters or data trains new runs beside the old ones instead of tripping over them,
+    and a re-run with the same ones reuses them.
+    """
+    runs = []
+    for seed in seeds:
+        seeded = config.replace(seed=seed)
+        folder = Path(root) / f"{name}-seed{seed}-{run_key(seeded, data)}"
+        runs.append(run_classifier(seeded, data, device, folder))
+    return runs
+
+
+def run_key(config: ClassifierConfig, data: Splits) -> str:
+    """Eight hex digits identifying (configuration, training and validation data)."""
+    text = json.dumps(config.to_dict(), sort_keys=True) + data_fingerprint(*data.train, *data.valid)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def seed_summary(runs: list[ClassifierRun]) -> dict[str, Any]:
