@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"effgen {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"effgen.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"effgen.commands.{name}":
-                raise
-            continue  # a command group not built yet
-        module.register(subparsers)
+        importlib.import_module(f"effgen.commands.{name}").register(subparsers)
     return parser
 
 

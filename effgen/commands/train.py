@@ -12,10 +12,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="Train one model outside the book, from a YAML parameters file.")
     models = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
     for name in TRAINERS:
-        try:
-            module = importlib.import_module(f"effgen.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"effgen.commands.{name}":
-                raise
-            continue
-        module.register(models)
+        importlib.import_module(f"effgen.commands.{name}").register(models)
