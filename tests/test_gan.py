@@ -287,3 +287,13 @@ def test_to_unit_range() -> None:
     assert torch.equal(to_unit_range(x, "zero_one"), torch.tensor([0.0, 0.0, 0.0, 0.5, 1.0]))
     with pytest.raises(ParamsError):
         to_unit_range(x, "zero_255")
+
+
+def test_run_folder_changes_with_settings_but_not_with_the_budget(tmp_path) -> None:
+    from effgen.gan import preset, run_folder
+
+    base = preset("corrected", steps=100)
+    assert run_folder(tmp_path, "corrected", base) == run_folder(tmp_path, "corrected", preset("corrected", steps=400))
+    assert run_folder(tmp_path, "corrected", base) != run_folder(tmp_path, "corrected", preset("corrected", steps=100,
+                                                                                               g_lr=1e-4))
+    assert run_folder(tmp_path, "corrected", base).parent == tmp_path

@@ -18,6 +18,7 @@ from .train import (
     lr_at,
     lr_decays,
     preset,
+    run_folder,
     to_unit_range,
     train_gan,
 )
@@ -25,6 +26,6 @@ from .train import (
 __all__ = [
     "PRESETS", "Discriminator", "FCDiscriminator", "FCGenerator", "GanConfig", "GanRun", "Generator",
     "LayerNormCritic", "check_gan_budget", "dcgan_init_", "generated_images", "image_grid",
-    "layer_table", "load_generator", "lr_at", "lr_decays", "preset", "save_generator",
+    "layer_table", "load_generator", "lr_at", "lr_decays", "preset", "run_folder", "save_generator",
     "to_unit_range", "train_gan",
 ]

@@ -20,6 +20,8 @@ schedulers, data order and every RNG), so a resumed run continues bit for bit.
 """
 from __future__ import annotations
 
+import hashlib
+
 import copy
 import dataclasses
 import json
@@ -472,6 +474,17 @@ class _Trainer:
 def _compatible(saved: Mapping[str, Any], config: GanConfig) -> list[str]:
     wanted = config.as_dict()
     return [key for key in wanted if key not in RESUMABLE_CHANGES and saved.get(key) != wanted[key]]
+
+
+def run_folder(base: Path, name: str, config: GanConfig) -> Path:
+    """``base/<name>-<8 hex>``: a changed setting gets a fresh folder instead of a resume error.
+
+    ``steps`` and ``checkpoint_every`` are left out of the key, so raising the budget resumes
+    the same run rather than starting again.
+    """
+    settings = {k: v for k, v in config.as_dict().items() if k not in RESUMABLE_CHANGES}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return Path(base) / f"{name}-{key}"
 
 
 def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = None,
