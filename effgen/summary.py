@@ -51,7 +51,9 @@ def paper_vs_run(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
         if entry is None:
             ours, note = "—", "not run yet"
         else:
-            ours = _format(entry.get("value"), number.unit, entry.get("std"))
+            # A spread over one seed is no spread: show it only when there were several.
+            std = entry.get("std") if (entry.get("n") or 0) > 1 else None
+            ours = _format(entry.get("value"), number.unit, std)
             details = [entry.get("note") or ""]
             if entry.get("n"):
                 details.append(f"n = {entry['n']}")

@@ -70,3 +70,10 @@ def test_half_written_metrics_count_as_missing(project: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text('{"chapter": "04-dc')
     assert load_metrics("smoke") == {}
+
+
+def test_one_seed_shows_no_spread(project: Path) -> None:
+    chapter = start_chapter("02-classifier", "smoke", 0, "cpu")
+    chapter.write_metrics({}, headline=[headline("cls_extra_block_acc", 83.0, std=0.0, n=1)])
+    row = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["Fourth IR block (104,804 params), test accuracy"]
+    assert row["This run"] == "83.00 %"
