@@ -188,8 +188,13 @@ def _pin_kernel_to_this_python(root: Path) -> None:
     """
     spec_dir = root / "_build" / ".jupyter" / "kernels" / "python3"
     spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                     "--IPKernelApp.log_level=ERROR"],  # keeps transport warnings out of the CLI
+    # The kernel writes its own log (e.g. a ZMQ race while papermill shuts down a failed chapter)
+    # to the stderr it inherits; send that to a file so the CLI prints only the chapter's error.
+    log = spec_dir / "kernel-stderr.log"
+    launcher = ("import os; "
+                f"os.dup2(os.open({str(log)!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND), 2); "
+                "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
+    spec = {"argv": [sys.executable, "-c", launcher, "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
             "display_name": "Python 3 (effgen)", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
     paths = [str(spec_dir.parent.parent)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
