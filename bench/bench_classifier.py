@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from effgen.device import describe, pick_device
 from effgen.models import PaperClassifier
+from effgen.provenance import machine_summary
 from effgen.train import ClassifierConfig, train_classifier
 
 
@@ -88,8 +88,8 @@ def main() -> None:
             seconds[name].append(loops[name](x, y, args.steps, args.batch_size, device))
     load_after = os.getloadavg()[0]
 
-    print(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
-          f"load average {load_before:.1f} -> {load_after:.1f}; device {describe(device)}; torch {torch.__version__}")
+    print(f"machine: {machine_summary()}; load average {load_before:.1f} -> {load_after:.1f} during the run; "
+          f"device {describe(device)}")
     print(f"paper classifier, batch {args.batch_size}, {args.steps} steps per round after {args.warmup} "
           f"warm-up steps, median of {args.rounds} rounds")
     median = {name: statistics.median(times) for name, times in seconds.items()}
@@ -99,16 +99,6 @@ def main() -> None:
               f"ms/step  (rounds, ms/step: {rounds})")
     print(f"  speed-up effgen / plain: {median['plain'] / median['effgen']:.2f}x")
 
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{platform.machine()} {platform.processor() or platform.system()}"
 
 
 if __name__ == "__main__":

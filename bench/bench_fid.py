@@ -9,7 +9,6 @@ speed-up is shown to change nothing in the number.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image
 
 from effgen.device import describe, pick_device
 from effgen.metrics.fid import FidStats, frechet_distance, inception_features, subsample
+from effgen.provenance import machine_summary
 
 
 def two_image_sets(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -71,8 +71,7 @@ def main() -> None:
         theirs_total_s = time.perf_counter() - start
 
     total_images = 2 * args.n
-    print(f"machine: {platform.processor() or platform.machine()}, {describe(device)}, torch {torch.__version__}, "
-          f"{platform.python_implementation()} {platform.python_version()}")
+    print(f"machine: {machine_summary()}; device {describe(device)}")
     print(f"images: {args.n} vs {args.n} from {source}")
     print(f"effgen  Inception features: {total_images / ours_features_s:6.2f} img/s "
           f"({ours_features_s:.1f} s); end to end {ours_total_s:.1f} s; FID {ours_fid:.4f}")

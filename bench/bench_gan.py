@@ -9,7 +9,6 @@ Prints ms per D+G step, the data-only cost per batch, their ratios, and the mach
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -21,6 +20,7 @@ from effgen.data import InMemoryBatches
 from effgen.device import describe
 from effgen.gan import Discriminator, Generator, dcgan_init_, preset
 from effgen.gan.train import _Trainer
+from effgen.provenance import machine_summary
 
 
 def plain_loop(images: torch.Tensor, seed: int):
@@ -93,8 +93,7 @@ def main() -> None:
         results["InMemoryBatches"].append(timed(batcher.next, 200))
         results["DataLoader"].append(timed(loader_next, 200))
     median = {k: statistics.median(v) for k, v in results.items()}
-    print(f"machine: {platform.processor() or platform.machine()}, {describe(torch.device('cpu'))}, "
-          f"torch {torch.__version__}")
+    print(f"machine: {machine_summary()}; device {describe(torch.device('cpu'))}")
     for name, value in median.items():
         print(f"{name:>16}: {value:8.2f} ms (median of {args.rounds} rounds: "
               f"{', '.join(f'{v:.2f}' for v in results[name])})")
