@@ -39,6 +39,7 @@ from torch import nn
 
 from ..budget import GAN_LIMITS, BudgetReport, check_budget, count_params
 from ..data.batches import InMemoryBatches
+from ..device import memory_format
 from ..errors import DataError, ParamsError
 from ..progress import progress
 from ..seeding import seed_everything
@@ -335,11 +336,14 @@ class _Trainer:
         self.device = device
         seed_everything(config.seed)
         self.generator, self.discriminator = build_models(config)
-        self.generator.to(device)
-        self.discriminator.to(device)
+        # NHWC lets oneDNN pick faster convolution kernels on CPU (bench/bench_gan.py measures it).
+        self.layout = memory_format(device)
+        self.generator.to(device=device, memory_format=self.layout)
+        self.discriminator.to(device=device, memory_format=self.layout)
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.g_lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr, betas=betas)
+        # The fused kernel updates every tensor in one pass instead of ~10 ops per parameter tensor.
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.g_lr, betas=betas, fused=True)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr, betas=betas, fused=True)
         self.schedulers = [torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.gamma)
                            for opt in (self.opt_g, self.opt_d)]
         if not config.shuffle:
@@ -407,10 +411,12 @@ class _Trainer:
         (real,) = self.batches.next()
         if self.config.augment:
             real = flip_and_crop(real, self.augment_rng)
-        return from_minus_one_one(real, self.config.data_range)
+        return from_minus_one_one(real, self.config.data_range).contiguous(memory_format=self.layout)
 
     def _latents(self) -> torch.Tensor:
-        return torch.randn(self.config.batch_size, LATENT_DIM, 1, 1, generator=self.noise).to(self.device)
+        # Drawn on the CPU stream (reproducible everywhere); the copy overlaps compute on CUDA.
+        z = torch.randn(self.config.batch_size, LATENT_DIM, 1, 1, generator=self.noise)
+        return z.to(self.device, non_blocking=True)
 
     def _d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, real: torch.Tensor,
                 fake: torch.Tensor) -> torch.Tensor:
@@ -448,10 +454,16 @@ class _Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-        # The generator update reuses the last fake batch, as the PyTorch DCGAN recipe does.
-        loss_g = self._g_loss(self.discriminator(fake))
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        # The generator update reuses the last fake batch, as the PyTorch DCGAN recipe does. D's
+        # weights are frozen for it: the gradient must flow through D, but D's own weight
+        # gradients would be discarded, and computing them costs ~a tenth of the step.
+        self.discriminator.requires_grad_(False)
+        try:
+            loss_g = self._g_loss(self.discriminator(fake))
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        finally:
+            self.discriminator.requires_grad_(True)
         self.opt_g.step()
         self.rows.append(torch.stack([loss_d.detach(), loss_g.detach(), self._scores(real_out.detach()),
                                       self._scores(fake_out.detach())]).float())
