@@ -76,7 +76,9 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
 
     fmt = memory_format(device)
     model.to(device=device, memory_format=fmt)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # One fused kernel for all ~60 parameter tensors instead of ~10 small ops each (same update).
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                 fused=device.type in ("cpu", "cuda"))
     sampler = InMemoryBatches(x_train.to(device), y_train.to(device), batch_size=config.batch_size,
                               shuffle=True, seed=config.seed)
     x_val, y_val = (t.to(device) for t in _validation_subset(x_valid, y_valid, config))
