@@ -56,6 +56,8 @@ def _train(args: argparse.Namespace) -> int:
         "test_mean_batch_accuracy": run.test["mean_batch_accuracy"],
         "test_n": run.test["n"],
     }
+    if "raw_accuracy" in run.test:  # EMA on: test_accuracy is the averaged weights', this the raw ones'
+        summary["test_accuracy_raw"] = run.test["raw_accuracy"]
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -63,8 +65,9 @@ def _train(args: argparse.Namespace) -> int:
 def register(models: argparse._SubParsersAction) -> None:
     parser = models.add_parser(
         "classifier", help="train the AddNIST classifier",
-        description="Train the SE + inverted-residual classifier (or the plain baseline) from a YAML file "
-                    "of ClassifierConfig keys; checkpoints every epoch and resumes from --out.")
+        description="Train an AddNIST classifier from a YAML file of ClassifierConfig keys: model: paper "
+                    "(SE + inverted residual), baseline (plain CNN), digitsum (shared digit CNN + sum head) or "
+                    "digitconcat (shared digit CNN + learned head); checkpoints every epoch and resumes from --out.")
     parser.add_argument("--params", type=Path, required=True, help="YAML file of ClassifierConfig keys")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, history.csv, test.json")
     parser.add_argument("--data", type=Path, default=None,

@@ -38,7 +38,7 @@ class ClassifierRun:
     config: ClassifierConfig
     history: pd.DataFrame
     budget: BudgetReport
-    test: dict[str, Any]  # accuracy and mean_batch_accuracy (fractions), loss, n
+    test: dict[str, Any]  # accuracy and mean_batch_accuracy (fractions), loss, n; raw_accuracy with EMA
     predictions: np.ndarray  # test-set predictions, int64 (n,)
     out_dir: Path
 
@@ -63,6 +63,9 @@ def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device,
     if cached is None:
         scores = evaluate(result.model, x_test, y_test, device)
         predictions = scores.pop("predictions").numpy()
+        if result.raw_model is not None:  # EMA on: the score above is the EMA's; keep the raw weights' too
+            raw = evaluate(result.raw_model, x_test, y_test, device)
+            scores.update(raw_accuracy=raw["accuracy"], raw_loss=raw["loss"])
         cached = (scores, predictions)
         # predictions first, the record last: a test.json on disk always has its predictions beside it
         tmp = out_dir / (PREDICTIONS_FILE + ".tmp")

@@ -6,6 +6,12 @@ training tensor. After each epoch the model is scored on the validation split (o
 subset of it), a history row is added, and, when an output folder is given, everything a
 resumed run needs is written: weights, Adam state, sampler position and the torch RNG.
 A run resumed from that checkpoint on CPU ends with the same metrics as one never stopped.
+
+The recipe switches of chapter 06 (``effgen.train.recipe``) hook in here: the learning rate
+of each step, label smoothing, augmentation of each batch, and an EMA of the weights. With
+EMA on, the checkpoint holds both the raw and the averaged weights, validation scores the
+averaged model (the raw one is scored too, in ``val_acc_raw``) and the returned model is the
+averaged one. All are off by default, and then nothing here changes.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from ..errors import DataError, EffgenError, ParamsError
 from ..progress import progress
 from ..seeding import seed_everything
 from .config import ClassifierConfig, build_model
+from .recipe import WeightEMA, augment_batch, lr_at
 
 CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "history.csv"
@@ -38,6 +45,7 @@ CONFIG_FILE = "config.yml"
 CHECKPOINT_FORMAT = 1
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc",
                                     "val_acc_running_mean", "seconds")
+EMA_COLUMNS: tuple[str, ...] = ("val_loss_raw", "val_acc_raw")  # with EMA on: the raw weights' validation scores
 ORIGINAL_TEST_BATCH = 64  # the original scored test accuracy as a mean over batches of 64
 CPU_EVAL_BATCH = 128
 ACCELERATOR_EVAL_BATCH = 1000
@@ -52,6 +60,7 @@ class TrainResult:
     budget: BudgetReport
     final_val_acc: float  # fraction in [0, 1]
     reused: bool = False  # True when a finished run was loaded from out_dir, not trained
+    raw_model: nn.Module | None = None  # with EMA on: the raw weights (``model`` is then the EMA)
 
 
 def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], valid: tuple[Tensor, Tensor],
@@ -82,6 +91,7 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
     sampler = InMemoryBatches(x_train.to(device), y_train.to(device), batch_size=config.batch_size,
                               shuffle=True, seed=config.seed)
     x_val, y_val = (t.to(device) for t in _validation_subset(x_valid, y_valid, config))
+    ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
     history: list[dict[str, float]] = []
     step = 0
     if state is not None:
@@ -91,6 +101,8 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
         _set_rng_state(state["rng"], device)
         history = [dict(row) for row in state["history"]]
         step = int(state["step"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
     reused = state is not None and step >= config.steps
 
     bar = progress(total=config.steps, initial=step, desc=_describe(config), leave=False)
@@ -99,30 +111,43 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
             epoch = len(history) + 1
             n_steps = min(config.steps_per_epoch, config.steps - step)
             started = time.perf_counter()
-            train_loss, train_acc = _train_steps(model, optimizer, sampler, n_steps, device, fmt, bar)
+            train_loss, train_acc = _train_steps(model, optimizer, sampler, n_steps, device, fmt, bar,
+                                                 config=config, first_step=step, ema=ema)
             step += n_steps
-            val = evaluate(model, x_val, y_val, device)
+            val = evaluate(model if ema is None else ema.model, x_val, y_val, device)
+            seconds = time.perf_counter() - started  # training and one validation pass, with or without EMA
             val_accs = [row["val_acc"] for row in history] + [val["accuracy"]]
             row = {
                 "epoch": epoch, "step": step, "train_loss": train_loss, "train_acc": train_acc,
                 "val_loss": val["loss"], "val_acc": val["accuracy"],
                 # the original printed this running mean as "validation accuracy" (SPEC §2)
                 "val_acc_running_mean": sum(val_accs) / len(val_accs),
-                "seconds": time.perf_counter() - started,
+                "seconds": seconds,
             }
+            if ema is not None:
+                raw = evaluate(model, x_val, y_val, device)
+                row.update(val_loss_raw=raw["loss"], val_acc_raw=raw["accuracy"])
             history.append(row)
             bar.set_postfix(train_acc=f"{train_acc:.3f}", val_acc=f"{val['accuracy']:.3f}")
             if out_dir is not None:
                 _write_checkpoint(Path(out_dir), config, fingerprint, budget, model, optimizer, sampler,
-                                  device, history, step)
+                                  device, history, step, ema)
             if on_epoch is not None:
                 on_epoch(epoch, dict(row))
     finally:
         bar.close()
     model.eval()
-    frame = pd.DataFrame(history, columns=list(HISTORY_COLUMNS))
+    frame = pd.DataFrame(history, columns=history_columns(config))
     final = float(frame["val_acc"].iloc[-1]) if len(frame) else math.nan
+    if ema is not None:
+        return TrainResult(model=ema.model.eval(), history=frame, budget=budget, final_val_acc=final,
+                           reused=reused, raw_model=model)
     return TrainResult(model=model, history=frame, budget=budget, final_val_acc=final, reused=reused)
+
+
+def history_columns(config: ClassifierConfig) -> list[str]:
+    """The history's columns: HISTORY_COLUMNS, and the raw weights' validation scores when EMA is on."""
+    return list(HISTORY_COLUMNS) + (list(EMA_COLUMNS) if config.ema_decay > 0 else [])
 
 
 def budget_of(config: ClassifierConfig) -> BudgetReport:
@@ -136,21 +161,33 @@ def _check(model: nn.Module, config: ClassifierConfig) -> BudgetReport:
 
 def _train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, sampler: InMemoryBatches,
                  n_steps: int, device: torch.device, fmt: torch.memory_format,
-                 bar: Any) -> tuple[float, float]:
-    """``n_steps`` Adam steps; returns the mean loss and accuracy over the batches seen (train mode)."""
+                 bar: Any, config: ClassifierConfig | None = None, first_step: int = 0,
+                 ema: WeightEMA | None = None) -> tuple[float, float]:
+    """``n_steps`` Adam steps; returns the mean loss and accuracy over the batches seen (train mode).
+
+    ``config`` switches the recipe (schedule, label smoothing, augmentation); ``first_step`` is the
+    run's step count before these steps, for the schedule and the augmentation's seeds.
+    """
+    config = config or ClassifierConfig()
+    scheduled = config.lr_schedule != "constant"
     model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    for _ in range(n_steps):
+    for i in range(n_steps):
         x, y = sampler.next()
-        x = x.contiguous(memory_format=fmt)
+        x = augment_batch(x, config, first_step + i).contiguous(memory_format=fmt)
+        if scheduled:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(config, first_step + i)
         with autocast(device):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update(model)
         # accumulated on the device: no host sync per step
         loss_sum += loss.detach()
         correct += (logits.detach().argmax(1) == y).sum()
@@ -201,8 +238,15 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device,
     }
 
 
-def load_classifier(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ClassifierConfig]:
-    """A trained classifier from ``checkpoint.pt`` (or a run folder holding one), in eval mode."""
+def load_classifier(path: Path, device: torch.device | str = "cpu",
+                    weights: str = "auto") -> tuple[nn.Module, ClassifierConfig]:
+    """A trained classifier from ``checkpoint.pt`` (or a run folder holding one), in eval mode.
+
+    ``weights``: ``"auto"`` the EMA weights when the run kept them (what it was evaluated with),
+    else the raw ones; ``"raw"`` or ``"ema"`` to choose.
+    """
+    if weights not in ("auto", "raw", "ema"):
+        raise ValueError(f"weights must be 'auto', 'raw' or 'ema', not {weights!r}")
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
@@ -213,7 +257,10 @@ def load_classifier(path: Path, device: torch.device | str = "cpu") -> tuple[nn.
     try:
         config = ClassifierConfig.from_dict(payload["config"])
         model = build_model(config)
-        model.load_state_dict(payload["model"])
+        if weights == "ema" and "ema" not in payload:
+            raise EffgenError(f"{path}: this run kept no EMA weights (ema_decay {config.ema_decay})")
+        use_ema = weights != "raw" and "ema" in payload
+        model.load_state_dict(payload["ema"]["model"] if use_ema else payload["model"])
     except (KeyError, RuntimeError, ParamsError) as err:
         raise EffgenError(f"{path}: not an effgen classifier checkpoint ({err})") from None
     model.to(device=device, memory_format=memory_format(device)).eval()
@@ -279,8 +326,12 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
 
 def _write_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str, budget: BudgetReport,
                       model: nn.Module, optimizer: torch.optim.Optimizer, sampler: InMemoryBatches,
-                      device: torch.device, history: list[dict[str, float]], step: int) -> None:
-    """Write the checkpoint, history.csv and config.yml, each atomically (write, then rename)."""
+                      device: torch.device, history: list[dict[str, float]], step: int,
+                      ema: WeightEMA | None = None) -> None:
+    """Write the checkpoint, history.csv and config.yml, each atomically (write, then rename).
+
+    With EMA on, the checkpoint keeps both weights: ``model`` (raw) and ``ema`` (averaged).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -295,8 +346,10 @@ def _write_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str,
         "step": step,
         "finished": step >= config.steps,
     }
+    if ema is not None:
+        payload["ema"] = ema.state_dict()
     _atomic(out_dir / CHECKPOINT_FILE, lambda tmp: torch.save(payload, tmp))
-    frame = pd.DataFrame(history, columns=list(HISTORY_COLUMNS))
+    frame = pd.DataFrame(history, columns=history_columns(config))
     _atomic(out_dir / HISTORY_FILE, lambda tmp: frame.to_csv(tmp, index=False))
     text = yaml.safe_dump({**config.to_dict(), "params": budget.params,
                            "over_budget": budget.over_budget}, sort_keys=False)
