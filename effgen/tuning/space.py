@@ -35,6 +35,11 @@ TUNABLE: dict[str, type] = {
     "weight_decay": float,
     "dropout": float,
     "batch_size": int,
+    # the training recipe of chapter 06 (effgen.train.recipe); lr_schedule, a choice, is held fixed
+    "label_smoothing": float,
+    "ema_decay": float,
+    "augment_rotate": float,
+    "augment_translate": float,
 }
 
 
