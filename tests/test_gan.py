@@ -116,7 +116,7 @@ def test_from_dict_starts_from_the_named_recipe() -> None:
     ({"shuffle": 1}, "shuffle must be bool"),
     ({"g_lr": "fast"}, "g_lr must be float"),
     ({"recipe": "stylegan"}, "unknown GAN recipe"),
-    ({"loss": "hinge"}, "choose one of"),
+    ({"loss": "softplus"}, "choose one of"),
     ({"steps": 0}, "at least 1"),
     ({"beta2": 1.0}, "[0, 1)"),
     ({"recipe": "corrected", "loss": "wgan_gp"}, "critic without BatchNorm"),

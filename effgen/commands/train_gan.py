@@ -20,10 +20,10 @@ DATA_KEYS = {"dataset": str, "allow_stand_in": bool}
 
 def register(models: argparse._SubParsersAction) -> None:
     parser = models.add_parser(
-        "gan", help="train the DCGAN (or a baseline) from a YAML parameters file",
+        "gan", help="train the DCGAN (or a baseline, or the modern recipe) from a YAML parameters file",
         description="Train one GAN run; re-running the same command resumes it. The parameters file "
-                    "holds effgen.gan.GanConfig keys (recipe: faithful | corrected | fc_gan | wgan_gp, "
-                    "steps, g_lr, ...) and optionally dataset and allow_stand_in.")
+                    "holds effgen.gan.GanConfig keys (recipe: faithful | corrected | fc_gan | wgan_gp | modern, "
+                    "steps, g_lr, architecture, ...) and optionally dataset and allow_stand_in.")
     parser.add_argument("--params", type=Path, required=True, help="YAML file of GAN settings")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, history, samples")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")

@@ -12,11 +12,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import DataError
+
 LATENT_DIM = 100
 
 
 class Generator(nn.Module):
     """z (N, 100, 1, 1) -> image (N, 3, 32, 32) in [-1, 1]."""
+
+    kind = "dcgan"  # recorded by ``save_generator``
 
     def __init__(self, latent_dim: int = LATENT_DIM, widths: tuple[int, int, int] = (96, 64, 48)) -> None:
         super().__init__()
@@ -49,22 +53,33 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """image (N, 3, 32, 32) -> real/fake logit (N,)."""
+    """image (N, 3, 32, 32) -> real/fake logit (N,).
 
-    def __init__(self, widths: tuple[int, int, int] = (64, 128, 256), slope: float = 0.2) -> None:
+    ``batchnorm=False`` is the SN-DCGAN shape (architecture ``dcgan_sn``): the same convolutions
+    without BatchNorm, each with a bias instead (662,977 params), for spectral normalisation
+    to replace the batch statistics.
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (64, 128, 256), slope: float = 0.2,
+                 batchnorm: bool = True) -> None:
         super().__init__()
         w1, w2, w3 = widths
         self.widths = widths
+        bias = not batchnorm
+
+        def norm(channels: int) -> list[nn.Module]:
+            return [nn.BatchNorm2d(channels)] if batchnorm else []
+
         self.net = nn.Sequential(
-            nn.Conv2d(3, w1, 4, 2, 1, bias=False),  # (N, 64, 16, 16)
+            nn.Conv2d(3, w1, 4, 2, 1, bias=bias),  # (N, 64, 16, 16)
             nn.LeakyReLU(slope, inplace=True),
-            nn.Conv2d(w1, w2, 4, 2, 1, bias=False),  # (N, 128, 8, 8)
-            nn.BatchNorm2d(w2),
+            nn.Conv2d(w1, w2, 4, 2, 1, bias=bias),  # (N, 128, 8, 8)
+            *norm(w2),
             nn.LeakyReLU(slope, inplace=True),
-            nn.Conv2d(w2, w3, 4, 2, 1, bias=False),  # (N, 256, 4, 4)
-            nn.BatchNorm2d(w3),
+            nn.Conv2d(w2, w3, 4, 2, 1, bias=bias),  # (N, 256, 4, 4)
+            *norm(w3),
             nn.LeakyReLU(slope, inplace=True),
-            nn.Conv2d(w3, 1, 4, 1, 0, bias=False),  # (N, 1, 1, 1)
+            nn.Conv2d(w3, 1, 4, 1, 0, bias=bias),  # (N, 1, 1, 1)
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -81,11 +96,17 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def save_generator(generator: Generator, path: Path, extra: dict[str, Any] | None = None) -> None:
-    """A weights-only checkpoint: the state dict plus plain-typed metadata, written atomically."""
+def save_generator(generator: nn.Module, path: Path, extra: dict[str, Any] | None = None) -> None:
+    """A weights-only checkpoint: the state dict plus plain-typed metadata, written atomically.
+
+    ``architecture`` names the generator class (``"dcgan"``: ``Generator``; ``"resnet"``:
+    ``effgen.gan.resnet.ResNetGenerator``) so that ``load_generator`` rebuilds either; files
+    written before it existed hold DCGAN generators and load as such.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "state_dict": generator.state_dict(),
+        "architecture": getattr(generator, "kind", "dcgan"),
         "latent_dim": generator.latent_dim,
         "widths": list(generator.widths),
         "extra": extra or {},
@@ -95,9 +116,16 @@ def save_generator(generator: Generator, path: Path, extra: dict[str, Any] | Non
     tmp.replace(path)
 
 
-def load_generator(path: Path, device: torch.device | str = "cpu") -> Generator:
+def load_generator(path: Path, device: torch.device | str = "cpu") -> nn.Module:
+    """The generator in a ``save_generator`` file, on ``device``, in eval mode."""
+    from .resnet import ResNetGenerator
+
     payload = torch.load(path, map_location=device, weights_only=True)
-    generator = Generator(payload["latent_dim"], tuple(payload["widths"]))
+    classes = {"dcgan": Generator, "resnet": ResNetGenerator}
+    architecture = payload.get("architecture", "dcgan")
+    if architecture not in classes:
+        raise DataError(f"{path}: unknown generator architecture {architecture!r}")
+    generator = classes[architecture](payload["latent_dim"], tuple(payload["widths"]))
     generator.load_state_dict(payload["state_dict"])
     return generator.to(device).eval()
 

@@ -12,6 +12,12 @@ A run is described by a ``GanConfig``. Named presets fix every switch:
   initialisation, StepLR stepped once per epoch, sampling in eval mode, and the same
   objective through the numerically stable ``BCEWithLogitsLoss``.
 * ``fc_gan`` and ``wgan_gp``: the baselines of ``effgen.gan.baselines``.
+* ``modern``: a present-day recipe inside the same budget (issue 11): hinge loss
+  (``effgen.gan.losses``), spectral norm on every layer of D (``effgen.gan.spectral``), two
+  time-scale learning rates, DiffAugment on everything D sees (``effgen.gan.diffaugment``)
+  and an EMA of G's weights (``effgen.gan.ema``), on the DCGAN shapes without D's BatchNorm
+  (``dcgan_sn``) or on a small ResNet (``resnet``, ``effgen.gan.resnet``). Each piece is its
+  own ``GanConfig`` switch; ``effgen.gan.ablation.modern_ablation`` lists the on/off runs.
 
 An "epoch" is the original's 1,000 optimisation steps (``epoch_steps``), not a pass over the
 data. Every step is one discriminator (critic) update and one generator update; a WGAN-GP step
@@ -20,10 +26,9 @@ schedulers, data order and every RNG), so a resumed run continues bit for bit.
 """
 from __future__ import annotations
 
-import hashlib
-
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -45,16 +50,26 @@ from ..progress import progress
 from ..seeding import seed_everything
 from .augment import flip_and_crop
 from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic, gradient_penalty
+from .diffaugment import diff_augment, parse_policy
+from .ema import ModelEma
+from .losses import hinge_d_loss, hinge_g_loss
 from .models import LATENT_DIM, Discriminator, Generator, dcgan_init_, save_generator
+from .resnet import ResNetDiscriminator, ResNetGenerator
+from .spectral import spectral_norm_
 
-ARCHITECTURES = ("dcgan", "dcgan_layernorm", "fc")
-LOSSES = ("sigmoid_bce", "logits_bce", "wgan_gp")
+ARCHITECTURES = ("dcgan", "dcgan_layernorm", "fc", "dcgan_sn", "resnet")
+LOSSES = ("sigmoid_bce", "logits_bce", "wgan_gp", "hinge")
 OUTPUT_RANGES = ("zero_one", "minus_one_one")
 LR_SCHEDULES = ("original", "per_epoch", "none")
 SAMPLE_MODES = ("train", "eval")
 HISTORY_COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "lr_g", "lr_d")
 # Settings a finished or interrupted run may be continued with, unchanged results otherwise.
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
+# Settings added after runs were stored, with the value that reproduces those runs. At that value
+# they are left out of the run-folder key, and a checkpoint without them reads as having it.
+LATER_SETTINGS: dict[str, Any] = {"spectral_norm": False, "diffaugment": "", "ema_decay": 0.0}
+# Generators that ``save_generator`` can write and ``load_generator`` rebuild.
+SAVABLE_GENERATORS = (Generator, ResNetGenerator)
 
 
 @dataclass(frozen=True)
@@ -62,8 +77,9 @@ class GanConfig:
     """Every setting of a GAN run. Build one with ``preset(name)`` or ``GanConfig.from_dict``."""
 
     recipe: str = "corrected"  # a label; the switches below define the run
-    architecture: str = "dcgan"  # dcgan | dcgan_layernorm (WGAN-GP critic) | fc
-    loss: str = "logits_bce"  # sigmoid_bce (original) | logits_bce | wgan_gp
+    # dcgan | dcgan_layernorm (WGAN-GP critic) | fc | dcgan_sn (D without BatchNorm) | resnet
+    architecture: str = "dcgan"
+    loss: str = "logits_bce"  # sigmoid_bce (original) | logits_bce | wgan_gp | hinge
     data_range: str = "minus_one_one"  # what real images are scaled to: zero_one (original) | minus_one_one
     shuffle: bool = True  # reshuffle the data every pass; False walks one fixed order, as the original
     dcgan_init: bool = True  # N(0, 0.02) weights (DCGAN); False keeps PyTorch's defaults (original)
@@ -85,6 +101,10 @@ class GanConfig:
     sample_every: int = 1_000  # steps between fixed-noise sample grids
     checkpoint_every: int = 1_000  # steps between checkpoints
     n_fixed: int = 64  # images in each fixed-noise grid
+    # Later additions (see LATER_SETTINGS): their defaults reproduce every run stored before them.
+    spectral_norm: bool = False  # spectral normalisation on every layer of D
+    diffaugment: str = ""  # DiffAugment policy applied to all D inputs, e.g. "translation,cutout"; "" = off
+    ema_decay: float = 0.0  # EMA of G's weights (e.g. 0.999, warmed up); the run's generator is the EMA; 0 = off
 
     def __post_init__(self) -> None:
         choices = {"architecture": ARCHITECTURES, "loss": LOSSES, "data_range": OUTPUT_RANGES,
@@ -104,6 +124,9 @@ class GanConfig:
                 raise ParamsError(f"GAN setting {name}={getattr(self, name)} must lie in [0, 1)")
         if self.gp_weight < 0:
             raise ParamsError(f"GAN setting gp_weight={self.gp_weight} must not be negative")
+        if not 0 <= self.ema_decay < 1:
+            raise ParamsError(f"GAN setting ema_decay={self.ema_decay} must lie in [0, 1) (0 switches the EMA off)")
+        parse_policy(self.diffaugment)
         if self.loss == "wgan_gp" and self.architecture == "dcgan":
             raise ParamsError("the WGAN-GP loss needs a critic without BatchNorm: "
                               "use architecture='dcgan_layernorm' or 'fc'")
@@ -158,6 +181,13 @@ PRESETS: dict[str, GanConfig] = {
     "wgan_gp": dataclasses.replace(
         _BASE, recipe="wgan_gp", architecture="dcgan_layernorm", loss="wgan_gp", dcgan_init=False,
         lr_schedule="none", g_lr=1e-4, d_lr=1e-4, beta1=0.0, beta2=0.9, n_critic=5),
+    # Issue 11: hinge loss, spectral norm in D, two time-scale learning rates (D twice G's, after
+    # Heusel et al. 2017), DiffAugment translation + cutout (Zhao et al. 2020) and a G weight EMA;
+    # no learning-rate decay. One D and one G update per step, like the DCGAN recipes.
+    "modern": dataclasses.replace(
+        _BASE, recipe="modern", architecture="dcgan_sn", loss="hinge", spectral_norm=True,
+        lr_schedule="none", g_lr=2e-4, d_lr=4e-4, beta1=0.5, beta2=0.999,
+        diffaugment="translation,cutout", ema_decay=0.999),
 }
 
 
@@ -211,11 +241,17 @@ def build_models(config: GanConfig) -> tuple[nn.Module, nn.Module]:
         generator, discriminator = FCGenerator(), FCDiscriminator()
     elif config.architecture == "dcgan_layernorm":
         generator, discriminator = Generator(), LayerNormCritic()
+    elif config.architecture == "dcgan_sn":
+        generator, discriminator = Generator(), Discriminator(batchnorm=False)
+    elif config.architecture == "resnet":
+        generator, discriminator = ResNetGenerator(), ResNetDiscriminator()
     else:
         generator, discriminator = Generator(), Discriminator()
-    if config.dcgan_init:
+    if config.dcgan_init and config.architecture != "resnet":  # the ResNets initialise themselves
         dcgan_init_(generator)
         dcgan_init_(discriminator)
+    if config.spectral_norm:
+        spectral_norm_(discriminator)  # after initialisation: it reparametrises the weights
     return generator, discriminator
 
 
@@ -299,6 +335,13 @@ class GanRun:
     seconds: float  # wall time this call spent training
     samples: dict[int, Path] = field(default_factory=dict)  # step -> fixed-noise grid PNG
     dataset: str = ""  # provenance["dataset"] of the images it trained on, "" when not given
+    # The trained weights themselves. ``generator`` is the EMA copy when ``config.ema_decay`` > 0
+    # (the one to sample and score), and the same object as this one otherwise.
+    raw_generator: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.raw_generator is None:
+            self.raw_generator = self.generator
 
     @property
     def step(self) -> int:
@@ -310,7 +353,15 @@ class GanRun:
 
     @property
     def generator_path(self) -> Path | None:
+        """``generator.pt``: the EMA generator when the run keeps one, else the trained one."""
         return self.run_dir / "generator.pt" if self.run_dir else None
+
+    @property
+    def raw_generator_path(self) -> Path | None:
+        """``generator-raw.pt`` (the trained, un-averaged weights) when the run keeps an EMA, else ``generator.pt``."""
+        if not self.run_dir:
+            return None
+        return self.run_dir / ("generator-raw.pt" if self.config.ema_decay > 0 else "generator.pt")
 
 
 def check_gan_budget(config: GanConfig) -> BudgetReport:
@@ -356,6 +407,8 @@ class _Trainer:
                                        shuffle=config.shuffle, seed=config.seed)
         self.noise = torch.Generator().manual_seed(config.seed + 1)
         self.augment_rng = torch.Generator().manual_seed(config.seed + 2)
+        self.diffaugment_rng = torch.Generator().manual_seed(config.seed + 5)
+        self.ema = ModelEma(self.generator, config.ema_decay) if config.ema_decay > 0 else None
         self.fixed_noise = torch.randn(config.n_fixed, LATENT_DIM, 1, 1,
                                        generator=torch.Generator().manual_seed(config.seed + 3)).to(device)
         # Per-step (loss_d, loss_g, d_real, d_fake) stay on the device until written out, so the
@@ -379,6 +432,9 @@ class _Trainer:
             "noise": self.noise.get_state(),
             "augment_rng": self.augment_rng.get_state(),
             "history": self.history_tensor(),
+            # Only the runs that use them store these, so older runs' checkpoints stay as they were.
+            **({"diffaugment_rng": self.diffaugment_rng.get_state()} if self.config.diffaugment else {}),
+            **({"generator_ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -391,6 +447,10 @@ class _Trainer:
         self.batches.load_state_dict(state["batches"])
         self.noise.set_state(state["noise"])
         self.augment_rng.set_state(state["augment_rng"])
+        if self.config.diffaugment:
+            self.diffaugment_rng.set_state(state["diffaugment_rng"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["generator_ema"])
         history = state["history"]
         self.rows = list(history[:, 1:5].float().to(self.device).unbind(0))
         self.lrs = [(float(g), float(d)) for g, d in history[:, 5:7].tolist()]
@@ -413,6 +473,12 @@ class _Trainer:
             real = flip_and_crop(real, self.augment_rng)
         return from_minus_one_one(real, self.config.data_range).contiguous(memory_format=self.layout)
 
+    def _d_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What D is shown: with DiffAugment, every real and generated batch is augmented afresh."""
+        if not self.config.diffaugment:
+            return images
+        return diff_augment(images, self.config.diffaugment, self.diffaugment_rng)
+
     def _latents(self) -> torch.Tensor:
         # Drawn on the CPU stream (reproducible everywhere); the copy overlaps compute on CUDA.
         z = torch.randn(self.config.batch_size, LATENT_DIM, 1, 1, generator=self.noise)
@@ -427,6 +493,8 @@ class _Trainer:
         if loss == "logits_bce":
             return (F.binary_cross_entropy_with_logits(real_out, self.ones)
                     + F.binary_cross_entropy_with_logits(fake_out, self.zeros))
+        if loss == "hinge":
+            return hinge_d_loss(real_out, fake_out)
         penalty = gradient_penalty(self.discriminator, real, fake, self.noise)
         return fake_out.mean() - real_out.mean() + self.config.gp_weight * penalty
 
@@ -435,11 +503,13 @@ class _Trainer:
             return F.binary_cross_entropy(torch.sigmoid(fake_out), self.ones)
         if self.config.loss == "logits_bce":
             return F.binary_cross_entropy_with_logits(fake_out, self.ones)
+        if self.config.loss == "hinge":
+            return hinge_g_loss(fake_out)
         return -fake_out.mean()
 
     def _scores(self, out: torch.Tensor) -> torch.Tensor:
-        """D(x) as logged: a probability for the BCE losses, the raw critic score for WGAN-GP."""
-        return out.mean() if self.config.loss == "wgan_gp" else torch.sigmoid(out).mean()
+        """D(x) as logged: a probability for the BCE losses, the raw score for WGAN-GP and hinge."""
+        return out.mean() if self.config.loss in ("wgan_gp", "hinge") else torch.sigmoid(out).mean()
 
     def step(self) -> None:
         config = self.config
@@ -448,8 +518,8 @@ class _Trainer:
         for _ in range(config.n_critic):
             real = self._real_batch()
             fake = self.generator(self._latents())
-            real_out = self.discriminator(real)
-            fake_out = self.discriminator(fake.detach())
+            real_out = self.discriminator(self._d_input(real))
+            fake_out = self.discriminator(self._d_input(fake.detach()))
             loss_d = self._d_loss(real_out, fake_out, real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -459,42 +529,54 @@ class _Trainer:
         # gradients would be discarded, and computing them costs ~a tenth of the step.
         self.discriminator.requires_grad_(False)
         try:
-            loss_g = self._g_loss(self.discriminator(fake))
+            loss_g = self._g_loss(self.discriminator(self._d_input(fake)))
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
         finally:
             self.discriminator.requires_grad_(True)
         self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update(self.generator)
         self.rows.append(torch.stack([loss_d.detach(), loss_g.detach(), self._scores(real_out.detach()),
                                       self._scores(fake_out.detach())]).float())
         self.lrs.append((lr_g, lr_d))
         if (step + 1) % config.epoch_steps == 0:
             _after_epoch((step + 1) // config.epoch_steps, config, self.schedulers)
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator a run is judged by: the EMA copy when there is one."""
+        return self.ema.model if self.ema is not None else self.generator
+
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
         """The fixed-noise grid in [0, 1]. In train mode (the original) this updates BN running stats."""
-        was_training = self.generator.training
-        self.generator.train(self.config.sample_mode == "train")
+        generator = self.sampling_generator
+        was_training = generator.training
+        generator.train(self.config.sample_mode == "train")
         try:
-            images = self.generator(self.fixed_noise)
+            images = generator(self.fixed_noise)
         finally:
-            self.generator.train(was_training)
+            generator.train(was_training)
         return to_unit_range(images.float(), self.config.output_range).cpu()
 
 
 def _compatible(saved: Mapping[str, Any], config: GanConfig) -> list[str]:
     wanted = config.as_dict()
-    return [key for key in wanted if key not in RESUMABLE_CHANGES and saved.get(key) != wanted[key]]
+    return [key for key in wanted
+            if key not in RESUMABLE_CHANGES and saved.get(key, LATER_SETTINGS.get(key)) != wanted[key]]
 
 
 def run_folder(base: Path, name: str, config: GanConfig) -> Path:
     """``base/<name>-<8 hex>``: a changed setting gets a fresh folder instead of a resume error.
 
     ``steps`` and ``checkpoint_every`` are left out of the key, so raising the budget resumes
-    the same run rather than starting again.
+    the same run rather than starting again. Settings added later (``LATER_SETTINGS``) enter
+    the key only when they differ from the value that reproduces older runs, so those runs
+    keep their folders.
     """
-    settings = {k: v for k, v in config.as_dict().items() if k not in RESUMABLE_CHANGES}
+    settings = {k: v for k, v in config.as_dict().items()
+                if k not in RESUMABLE_CHANGES and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return Path(base) / f"{name}-{key}"
 
@@ -506,7 +588,9 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
 
     With ``run_dir`` the run keeps ``checkpoint.pt`` (full state), ``history.csv``,
     ``samples/step-NNNNNN.png`` and, once finished, ``generator.pt`` (``save_generator``
-    format, for DCGAN generators). Calling again with the same config continues from the
+    format, for DCGAN and ResNet generators). With an EMA (``ema_decay`` > 0) ``generator.pt``
+    and ``GanRun.generator`` hold the EMA weights, and ``generator-raw.pt`` and
+    ``GanRun.raw_generator`` the trained ones. Calling again with the same config continues from the
     checkpoint; a finished run is reloaded without training. Only ``steps`` and
     ``checkpoint_every`` may change between calls. ``stop_at`` ends this call early after
     checkpointing that step, as an interruption would.
@@ -556,9 +640,9 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - started
-    run = GanRun(config=config, generator=trainer.generator, discriminator=trainer.discriminator,
+    run = GanRun(config=config, generator=trainer.sampling_generator, discriminator=trainer.discriminator,
                  history=trainer.history(), run_dir=run_dir, budget=budget, resumed_from=resumed_from,
-                 seconds=seconds, samples=samples, dataset=dataset)
+                 seconds=seconds, samples=samples, dataset=dataset, raw_generator=trainer.generator)
     if run_dir:
         _write_outputs(run)
     return run
@@ -582,8 +666,11 @@ def _write_outputs(run: GanRun) -> None:
     run.run_dir.mkdir(parents=True, exist_ok=True)
     run.history.to_csv(run.run_dir / "history.csv", index=False)
     (run.run_dir / "config.json").write_text(json.dumps(run.config.as_dict(), indent=2))
-    if run.finished and isinstance(run.generator, Generator):
+    if run.finished and isinstance(run.generator, SAVABLE_GENERATORS):
         save_generator(run.generator, run.run_dir / "generator.pt", extra=generator_metadata(run))
+        if run.raw_generator is not run.generator:  # an EMA run keeps the trained weights too
+            save_generator(run.raw_generator, run.run_dir / "generator-raw.pt",
+                           extra={**generator_metadata(run), "weights": "raw"})
 
 
 def generator_metadata(run: GanRun) -> dict[str, Any]:
@@ -596,4 +683,7 @@ def generator_metadata(run: GanRun) -> dict[str, Any]:
         "output_range": run.config.output_range,
         "sample_mode": run.config.sample_mode,
         "params_g_plus_d": run.budget.params,
+        "architecture": run.config.architecture,
+        "weights": "ema" if run.raw_generator is not run.generator else "raw",
+        "ema_decay": run.config.ema_decay,
     }

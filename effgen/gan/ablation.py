@@ -1,0 +1,85 @@
+"""The on/off runs of the modern recipe's ablation: one ``GanConfig`` per switched piece.
+
+Each of the modern recipe's five additions is one ``GanConfig`` switch. ``modern_ablation``
+returns, for a base config (normally ``preset("modern", steps=..., ...)``), either the base
+with each addition removed in turn (``direction="remove"``: leave-one-out, what each piece is
+worth inside the recipe) or the recipe with every addition off plus each one switched on in
+turn (``direction="add"``: what each piece does alone). Architecture, steps, batch size and
+seed are the base's throughout, so every run in one dict costs the same per step.
+
+"Off" means, per piece:
+
+* hinge loss -> ``logits_bce`` (the corrected DCGAN's objective);
+* spectral norm -> none (for ``dcgan_sn`` and ``resnet`` D then has no normalisation at all);
+* two time-scale learning rates -> D trains at G's learning rate;
+* DiffAugment -> D sees un-augmented images;
+* EMA -> the run's generator is the trained one.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..errors import ParamsError
+from .train import GanConfig
+
+ADDITIONS = ("hinge", "spectral_norm", "ttur", "diffaugment", "ema")
+DIRECTIONS = ("remove", "add")
+
+
+def addition_on(config: GanConfig, addition: str) -> bool:
+    """Whether ``config`` uses ``addition`` (one of ``ADDITIONS``)."""
+    return {
+        "hinge": config.loss == "hinge",
+        "spectral_norm": config.spectral_norm,
+        "ttur": config.d_lr != config.g_lr,
+        "diffaugment": bool(config.diffaugment),
+        "ema": config.ema_decay > 0,
+    }[_checked(addition)]
+
+
+def without(config: GanConfig, addition: str) -> GanConfig:
+    """``config`` with ``addition`` switched off (unchanged if it was off)."""
+    changes = {
+        "hinge": {"loss": "logits_bce"} if config.loss == "hinge" else {},
+        "spectral_norm": {"spectral_norm": False},
+        "ttur": {"d_lr": config.g_lr},
+        "diffaugment": {"diffaugment": ""},
+        "ema": {"ema_decay": 0.0},
+    }[_checked(addition)]
+    return dataclasses.replace(config, **changes)
+
+
+def with_addition(off: GanConfig, addition: str, on: GanConfig) -> GanConfig:
+    """``off`` with ``addition`` switched on as ``on`` has it."""
+    fields = {"hinge": ("loss",), "spectral_norm": ("spectral_norm",), "ttur": ("d_lr",),
+              "diffaugment": ("diffaugment",), "ema": ("ema_decay",)}[_checked(addition)]
+    return dataclasses.replace(off, **{name: getattr(on, name) for name in fields})
+
+
+def all_off(config: GanConfig) -> GanConfig:
+    """``config`` with every addition switched off."""
+    for addition in ADDITIONS:
+        config = without(config, addition)
+    return config
+
+
+def modern_ablation(base: GanConfig, direction: str = "remove") -> dict[str, GanConfig]:
+    """Run name -> config: the base, then one run per addition.
+
+    ``remove``: ``{"modern": base, "no hinge": ..., "no spectral_norm": ..., "no ttur": ...,
+    "no diffaugment": ..., "no ema": ...}``. ``add``: ``{"none": all off, "only hinge": ...,
+    ..., "only ema": ...}``. An addition the base does not use is skipped.
+    """
+    if direction not in DIRECTIONS:
+        raise ParamsError(f"ablation direction {direction!r}: choose one of {', '.join(DIRECTIONS)}")
+    used = [a for a in ADDITIONS if addition_on(base, a)]
+    if direction == "remove":
+        return {"modern": base, **{f"no {a}": without(base, a) for a in used}}
+    off = all_off(base)
+    return {"none": off, **{f"only {a}": with_addition(off, a, base) for a in used}}
+
+
+def _checked(addition: str) -> str:
+    if addition not in ADDITIONS:
+        raise ParamsError(f"unknown addition {addition!r}; choose one of {', '.join(ADDITIONS)}")
+    return addition
