@@ -162,7 +162,7 @@ def _values(values: Sequence[float], side: str) -> list[float]:
 def _level(level: float, alpha: float | None) -> tuple[float, float]:
     if not 0.0 < level < 1.0:
         raise EffgenError(f"confidence level {level} must lie strictly between 0 and 1")
-    alpha = 1.0 - level if alpha is None else alpha
+    alpha = round(1.0 - level, 12) if alpha is None else alpha  # 0.05, not 0.050000000000000044
     if not 0.0 < alpha < 1.0:
         raise EffgenError(f"alpha {alpha} must lie strictly between 0 and 1")
     return level, alpha

@@ -76,11 +76,13 @@ def run_note(number: PaperNumber, entry: dict[str, Any], provenance: dict[str, A
     """What produced this run's number: steps (or the limit of a budget row), data, seeds, then the chapter's note.
 
     A budget row (a parameter or step count) gives the paper's limit: it depends on no data or
-    seeds. Every other row gives the steps per run, the data (a stand-in named as one) and the
+    seeds. A result that was not measured (value None) gives only the chapter's reason. Every other row gives the steps per run, the data (a stand-in named as one) and the
     number of seeds; a field the chapter did not record says so rather than being left out.
     """
     details: list[str] = []
-    if number.limit:
+    if entry.get("value") is None:
+        pass  # nothing was measured: the chapter's note says why, and nothing else applies
+    elif number.limit:
         details.append(number.limit)
     else:
         steps = entry.get("steps")

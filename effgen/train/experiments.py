@@ -190,7 +190,7 @@ def claim_verdict(summaries: dict[str, dict[str, Any]], champion: str, level: fl
     mine = summaries[champion]
     comparisons = {name: stats.compare_seeds(mine["per_seed"], theirs["per_seed"], level)
                    for name, theirs in rivals.items()}
-    alpha = 1.0 - level
+    alpha = round(1.0 - level, 12)
     bonferroni = alpha / len(rivals)
     if any(c.tested and c.diff < 0 and c.p < bonferroni for c in comparisons.values()):  # type: ignore[operator]
         verdict = stats.BEHIND
