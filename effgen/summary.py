@@ -102,7 +102,7 @@ def _data_text(data: dict[str, Any]) -> str:
     if not data.get("dataset"):
         return "data not recorded"
     if data.get("stand_in"):
-        return f"{data['dataset']} (a stand-in for {data.get('requested') or 'the paper’s data'})"
+        return f"{data['dataset']}, a stand-in for {data.get('requested') or 'the paper’s data'}"
     return str(data["dataset"])
 
 

@@ -100,7 +100,7 @@ def test_summary_notes_say_what_produced_each_number(smoke_book: Path) -> None:
                 assert row["Notes"].startswith(number.limit), row
             else:
                 assert " steps per run; " in row["Notes"] and " seed" in row["Notes"], row
-                assert "(a stand-in for AddNIST" in row["Notes"], row  # the smoke profile's rebuilt AddNIST
+                assert ", a stand-in for AddNIST" in row["Notes"], row  # the smoke profile's rebuilt AddNIST
             assert row["Notes"].replace("'", "’")[:40] in index_text.replace("'", "’"), row
     # the summary page shows no parameter cells; chapters fold theirs, labelled with the profile's file
     index_html = (smoke_book / "_build/smoke/book/index.html").read_text()

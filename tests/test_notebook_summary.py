@@ -60,7 +60,7 @@ def test_metrics_feed_the_summary_table(project: Path) -> None:
     assert table.loc["Tuned classifier test accuracy", "Paper"] == "84.95 %"
     assert table.loc["Tuned classifier test accuracy", "This run"] == "81.23 ± 1.50 %"
     assert table.loc["Tuned classifier test accuracy", "Notes"] == (
-        "200 steps per run; mnist-5k (a stand-in for AddNIST (official)); 5 seeds")
+        "200 steps per run; mnist-5k, a stand-in for AddNIST (official); 5 seeds")
     assert table.loc["20,000 steps, test accuracy", "This run"] == "80.00 % †"
     assert table.loc["Classifier parameters", "Notes"] == "limit < 100,000"
     assert table.loc["FID vs test split", "This run"] == "—"
@@ -81,7 +81,7 @@ def test_every_result_row_says_steps_data_and_seeds(project: Path) -> None:
         headline("tuned_val_acc", 90.0, steps=10_000, seeds=1, note="best of 150 trials")])
     table = paper_vs_run(load_metrics("smoke")).set_index("Result")
     assert table.loc["Plain CNN test accuracy", "Notes"] == (
-        "200 steps per run; mnist-5k (a stand-in for AddNIST (official)); 2 seeds")
+        "200 steps per run; mnist-5k, a stand-in for AddNIST (official); 2 seeds")
     assert table.loc["Swish beats ReLU and Softplus", "Notes"].endswith("; 2 seeds; paired t-tests")
     assert table.loc["Best tuned setting, validation accuracy", "Notes"] == (
         "10,000 steps per run; AddNIST (official); 1 seed; best of 150 trials")
@@ -91,7 +91,7 @@ def test_every_result_row_says_steps_data_and_seeds(project: Path) -> None:
                                                                  "requested": "CIFAR-100"})])
     note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["Best tuned setting, validation accuracy",
                                                                          "Notes"]
-    assert note == "60 steps per run; cifar10 (a stand-in for CIFAR-100); 1 seed"
+    assert note == "60 steps per run; cifar10, a stand-in for CIFAR-100; 1 seed"
 
 
 def test_a_result_without_its_fields_says_so(project: Path) -> None:
@@ -99,7 +99,7 @@ def test_a_result_without_its_fields_says_so(project: Path) -> None:
     chapter.write_metrics({}, data={"dataset": "cifar10", "stand_in": True, "requested": "CIFAR-100"},
                           headline=[headline("fid_test", 250.0, n=2_500, note="pytorch-fid")])
     note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["FID vs test split", "Notes"]
-    assert note == ("steps not recorded; cifar10 (a stand-in for CIFAR-100); seeds not recorded; n = 2,500; "
+    assert note == ("steps not recorded; cifar10, a stand-in for CIFAR-100; seeds not recorded; n = 2,500; "
                     "pytorch-fid")
 
 
