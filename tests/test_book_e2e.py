@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import yaml
 
 from effgen.runner import book_notebooks, chapter_name
 
@@ -132,6 +133,13 @@ def test_generated_sentences_follow_the_data(smoke_book: Path) -> None:
     prose = _markdown_outputs(executed / "04-dcgan.ipynb")
     gan = json.loads((runs / "04-dcgan/metrics.json").read_text())["metrics"]["params"]["total"]
     assert ("exactly the paper's count" in prose) == (gan == 967_072)
+    # Item 4: chapter 01 either picks each activation's learning rate or says its verdict favours Swish.
+    smoke = yaml.safe_load((smoke_book / "params/smoke/01-activations.yml").read_text())
+    prose = _markdown_outputs(executed / "01-activations.ipynb")
+    if len(smoke.get("lr_factors", [1.0])) > 1:
+        assert "Each activation ran at the learning rate it picked on validation data" in prose
+    else:
+        assert "biased in Swish's favour" in prose
     # Item 4: the verdicts name their test; no "two standard errors" rule is left.
     for name in ("01-activations.ipynb", "03-tuning.ipynb"):
         prose = _markdown_outputs(executed / name)
