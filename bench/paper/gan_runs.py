@@ -38,9 +38,9 @@ def chapter_parameters(profile: str) -> dict:
 
 def run_configs(values: dict) -> dict:
     """name -> GanConfig, exactly as the chapter builds them."""
-    common = dict(steps=values["steps"], batch_size=values["batch_size"], epoch_steps=values["epoch_steps"],
-                  seed=values["seed"], sample_every=values["sample_every"],
-                  checkpoint_every=values["checkpoint_every"])
+    common = {"steps": values["steps"], "batch_size": values["batch_size"], "epoch_steps": values["epoch_steps"],
+              "seed": values["seed"], "sample_every": values["sample_every"],
+              "checkpoint_every": values["checkpoint_every"]}
     configs = {"faithful": preset("faithful", **common), "corrected": preset("corrected", **common)}
     if values["augment"]:
         configs["corrected-augmented"] = preset("corrected", augment=True, **common)

@@ -20,10 +20,9 @@ schedulers, data order and every RNG), so a resumed run continues bit for bit.
 """
 from __future__ import annotations
 
-import hashlib
-
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import time
