@@ -15,7 +15,15 @@ import yaml
 import effgen.data.addnist as addnist_module
 from effgen.cli import main
 from effgen.train import ClassifierConfig
-from effgen.tuning import TuningSettings, budget_sweep, classifier_trial, confirm_top, count_finished, load_best, run_tuning
+from effgen.tuning import (
+    TuningSettings,
+    budget_sweep,
+    classifier_trial,
+    confirm_top,
+    count_finished,
+    load_best,
+    run_tuning,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

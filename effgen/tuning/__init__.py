@@ -49,11 +49,11 @@ _CLASSIFIER = ("BEST_FILE", "Confirmed", "TuningRun", "best_config", "confirm_to
 __all__ = [
     "BEST_FILE",
     "CHAPTER_ONLY",
-    "Confirmed",
     "DEFAULT_SPACE",
     "PAPER_LAST_ROUND",
     "PAPER_SETTING",
     "Bound",
+    "Confirmed",
     "NarrowingRule",
     "PerTrialSeededSampler",
     "Round",
