@@ -63,6 +63,7 @@ FINGERPRINT_FILE = "fingerprint.json"
 RUNS_MIRROR = "runs"
 # Written into runs/<profile>/<chapter>/ before each execution: which RESULTS_VERSION made these runs.
 RUNS_VERSION_FILE = ".results-version"
+SUPERSEDED_DIR = ".superseded"  # runs/<profile>/.superseded/<chapter>.results-vN: runs of an older version
 
 # Small artifacts: metrics, histories, configs, sample grids, weights, test predictions, Optuna studies.
 KEEP_SUFFIXES = frozenset({".json", ".csv", ".yml", ".yaml", ".png", ".pt", ".npy", ".db"})
@@ -523,6 +524,13 @@ def sync_mirror(root: Path, profile: str, chapter: str, replace: bool) -> Mirror
             report.dropped.append({"path": relative, "reason": note.split(": ", 1)[1], "bytes": path.stat().st_size})
         elif note.startswith("dropped"):
             report.slimmed.append(f"{relative} ({note.split(': ', 1)[1]})")
+        # What an earlier snapshot may have made of this file and it no longer makes (e.g. the
+        # in-progress checkpoint of a run that has finished since) must go, or a thaw would revive it.
+        candidates = {relative, relative + ".gz"}
+        if path.name == "checkpoint.pt":
+            candidates.add(Path(relative).with_name(GAN_FINAL_FILE).as_posix())
+        for stale in candidates - set(outputs):
+            (mirror / stale).unlink(missing_ok=True)
         for name, data in outputs.items():
             if len(data) > MAX_FILE_BYTES:
                 report.dropped.append({"path": name, "reason": f"over {MAX_FILE_BYTES // 2**20} MB",
@@ -658,11 +666,13 @@ def prepare_runs(root: Path, profile: str, chapter: str, upstream: Sequence[str]
     marker = folder / RUNS_VERSION_FILE
     if marker.is_file() and marker.read_text().strip() != str(RESULTS_VERSION):
         old = marker.read_text().strip()
-        aside = folder.with_name(f"{chapter}.results-v{old}")
+        # Out of the summary page's sight (it reads runs/<profile>/*/metrics.json), but kept.
+        aside = folder.parent / SUPERSEDED_DIR / f"{chapter}.results-v{old}"
         n = 1
         while aside.exists():
             n += 1
-            aside = folder.with_name(f"{chapter}.results-v{old}-{n}")
+            aside = aside.with_name(f"{chapter}.results-v{old}-{n}")
+        aside.parent.mkdir(parents=True, exist_ok=True)
         folder.rename(aside)
         log(f"  {chapter}: runs of results version {old} set aside in {aside.relative_to(root)}; recomputing")
     for name in [*upstream, chapter]:

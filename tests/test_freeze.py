@@ -194,7 +194,7 @@ def test_results_version_bump_stales_all_and_recomputes_from_scratch(book: Path,
     assert {tuple(reasons) for _, reasons in states(book).values()} == {("results-version 1 -> 2",)}
     assert thaw(book, PROFILE, "01-first") == 0  # runs frozen under version 1 stay frozen
     prepare_runs(book, PROFILE, "03-third", [], log=lambda _: None)
-    assert (book / "runs" / PROFILE / "03-third.results-v1" / "history.csv").is_file()  # set aside, not lost
+    assert (book / "runs" / PROFILE / ".superseded/03-third.results-v1/history.csv").is_file()  # set aside, not lost
     assert not (runs / "history.csv").exists() and (runs / ".results-version").read_text() == "2\n"
 
 
@@ -320,6 +320,15 @@ def test_a_snapshot_keeps_in_progress_state_and_is_thawed(book: Path, runs: Path
     shutil.rmtree(book / "runs")
     prepare_runs(book, PROFILE, "01-first", [], log=lambda _: None)
     assert torch.load(runs / "unfinished/checkpoint.pt", weights_only=True)["step"] == 3
+
+    # The run finishes in the next session; the next snapshot must not keep its in-progress checkpoint.
+    from effgen.gan import train_gan
+
+    config, images = tiny_gan("corrected", steps=6)
+    assert train_gan(config, images, runs / "unfinished", show_progress=False).resumed_from == 3
+    freeze.snapshot(book, PROFILE, ["01"], log=lambda _: None)
+    assert not (folder / "runs/unfinished/checkpoint.pt").exists()
+    assert (folder / "runs/unfinished/generator.pt").is_file()
 
 
 # ---------------------------------------------------------------- the training code reuses frozen runs
