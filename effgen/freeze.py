@@ -740,7 +740,10 @@ def plan_run(root: Path, profile: str, requested: Sequence[str] = (), force: boo
 def _cost(item: Planned) -> str:
     executed = (item.status.record or {}).get("executed")
     if executed:
-        return f"; last execution took {_duration(executed.get('seconds'))}, finished runs are reused"
+        took = f"; last execution took {_duration(executed.get('seconds'))}"
+        if any(r.startswith("results-version") for r in item.status.reasons):
+            return took + ", and everything is recomputed"
+        return took + ", finished runs are reused"
     snap = (item.status.record or {}).get("runs")
     if snap:
         return f"; resumes from a snapshot of {snap.get('at', '?')}"
