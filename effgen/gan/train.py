@@ -513,6 +513,8 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     device = torch.device(device)
     budget = check_gan_budget(config)  # raises BudgetError before any data moves
     _validate_images(images, config)
+    if run_dir is not None and (frozen := _reload_frozen_run(config, Path(run_dir), device, budget, provenance)):
+        return frozen
     trainer = _Trainer(config, images, device)
     dataset = str((provenance or {}).get("dataset", ""))
     checkpoint = run_dir / "checkpoint.pt" if run_dir else None
@@ -561,6 +563,44 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     if run_dir:
         _write_outputs(run)
     return run
+
+
+def _reload_frozen_run(config: GanConfig, run_dir: Path, device: torch.device, budget: BudgetReport,
+                       provenance: Mapping[str, Any] | None) -> GanRun | None:
+    """A finished run kept without ``checkpoint.pt`` (``effgen.freeze`` drops it), reloaded untrained; else None.
+
+    Such a folder holds ``history.csv``, ``config.json``, the sample grids and the generator's
+    weights, in ``generator.pt`` or, for generators ``save_generator`` cannot store, in
+    ``final.pt`` (``{"format", "config", "step", "dataset", "generator"}``). The generator and
+    the history come back; the discriminator is freshly built from the seed, *not* restored,
+    and the run cannot be continued to more steps.
+    """
+    weights = next((run_dir / name for name in ("generator.pt", "final.pt") if (run_dir / name).is_file()), None)
+    if (run_dir / "checkpoint.pt").exists() or weights is None or not (run_dir / "history.csv").is_file() \
+            or not (run_dir / "config.json").is_file():
+        return None
+    if changed := _compatible(json.loads((run_dir / "config.json").read_text()), config):
+        raise ParamsError(f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
+                          "choose another run folder or delete it to start afresh")
+    history = pd.read_csv(run_dir / "history.csv").astype({"step": "int64"})[list(HISTORY_COLUMNS)]
+    if len(history) != config.steps:
+        raise ParamsError(f"{run_dir} holds a finished {len(history):,}-step run kept without its training "
+                          f"state, which cannot become a {config.steps:,}-step run; ask for {len(history):,} "
+                          "steps, or delete the folder to train afresh")
+    payload = torch.load(weights, map_location="cpu", weights_only=True)
+    saved_dataset = str(payload.get("extra", {}).get("dataset", "") or payload.get("dataset", ""))
+    dataset = str((provenance or {}).get("dataset", ""))
+    if dataset and saved_dataset and dataset != saved_dataset:
+        raise ParamsError(f"{run_dir} holds a run trained on {saved_dataset}, not {dataset}; "
+                          "choose another run folder or delete it to start afresh")
+    seed_everything(config.seed)
+    generator, discriminator = build_models(config)
+    generator.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["generator"])
+    generator.to(device).train()
+    discriminator.to(device).train()
+    return GanRun(config=config, generator=generator, discriminator=discriminator, history=history,
+                  run_dir=run_dir, budget=budget, resumed_from=len(history), seconds=0.0,
+                  samples=_existing_samples(run_dir), dataset=dataset or saved_dataset)
 
 
 def _existing_samples(run_dir: Path | None) -> dict[int, Path]:

@@ -86,8 +86,9 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
     step = 0
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load_state_dict(state["sampler"])
+        if "optimizer" in state:  # a slim checkpoint (effgen.freeze) is a finished run: nothing to resume
+            optimizer.load_state_dict(state["optimizer"])
+            sampler.load_state_dict(state["sampler"])
         _set_rng_state(state["rng"], device)
         history = [dict(row) for row in state["history"]]
         step = int(state["step"])
@@ -337,4 +338,8 @@ def _read_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str) 
         raise DataError(f"{out_dir} holds a run trained on different data (fingerprint "
                         f"{payload['data_fingerprint']} vs {fingerprint}); use another output folder "
                         "or delete it")
+    if "optimizer" not in payload and int(payload["step"]) < config.steps:
+        # effgen.freeze slims only finished runs (weights, history, RNG; no Adam or sampler state).
+        raise EffgenError(f"{path} is a slim checkpoint without optimizer state, at step {payload['step']} "
+                          f"of {config.steps}: it cannot be resumed; delete {out_dir} to train the run again")
     return payload
