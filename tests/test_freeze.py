@@ -280,7 +280,7 @@ def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, run
     mirror = frozen / "runs"
     files = {p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file()}
     assert {"metrics.json", "big.csv.gz", "cls/checkpoint.pt", "cls/history.csv", "corrected/generator.pt",
-            "corrected/history.csv", "corrected/config.json", "fc_gan/final.pt", "unfinished/checkpoint.pt"} <= files
+            "corrected/history.csv", "corrected/config.json", "fc_gan/generator.pt", "unfinished/checkpoint.pt"} <= files
     assert not {"corrected/checkpoint.pt", "fc_gan/checkpoint.pt", "scratch.npz", "cls/checkpoint.pt.tmp"} & files
     assert any(f.startswith("corrected/samples/") for f in files)
     slim = torch.load(mirror / "cls/checkpoint.pt", weights_only=True)
@@ -288,9 +288,10 @@ def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, run
     whole = torch.load(mirror / "unfinished/checkpoint.pt", weights_only=True)
     assert whole["step"] == 3 and "opt_g" in whole  # in progress: kept whole, so it resumes
     dropped = {d["path"]: d["reason"] for d in record["runs"]["dropped"]}  # nothing is lost silently
+    # save_generator stores the MLP generator too, so both finished GAN runs keep generator.pt
     assert dropped == {"scratch.npz": "not a small artifact",
-                       "corrected/checkpoint.pt": "finished GAN run; generator.pt keeps its weights"}
-    assert "fc_gan/checkpoint.pt (finished GAN run; final.pt keeps its generator)" in record["runs"]["slimmed"]
+                       "corrected/checkpoint.pt": "finished GAN run; generator.pt keeps its weights",
+                       "fc_gan/checkpoint.pt": "finished GAN run; generator.pt keeps its weights"}
     assert "cls/checkpoint.pt" in record["runs"]["slimmed"]
     # Freezing again changes no file: nothing to commit when nothing changed.
     stamps = {p: p.stat().st_mtime_ns for p in mirror.rglob("*") if p.is_file()}

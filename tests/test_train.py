@@ -207,7 +207,7 @@ def test_load_classifier_errors_are_clear(tmp_path: Path) -> None:
         load_classifier(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(EffgenError, match="unreadable checkpoint"):
+    with pytest.raises(EffgenError, match="unreadable classifier checkpoint"):
         load_classifier(garbage)
 
 

@@ -37,9 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..budget import GAN_LIMITS, BudgetReport, check_budget, count_params
+from ..checkpoints import atomic_write, read_checkpoint
 from ..data.batches import InMemoryBatches
 from ..device import memory_format
-from ..errors import DataError, ParamsError
+from ..errors import CheckpointError, DataError, ParamsError
 from ..progress import progress
 from ..seeding import seed_everything
 from .augment import flip_and_crop
@@ -54,6 +55,8 @@ SAMPLE_MODES = ("train", "eval")
 HISTORY_COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "lr_g", "lr_d")
 # Settings a finished or interrupted run may be continued with, unchanged results otherwise.
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
+CHECKPOINT_KEYS = ("config", "step", "generator", "discriminator", "opt_g", "opt_d", "schedulers", "batches",
+                   "noise", "augment_rng", "history", "dataset")
 
 
 @dataclass(frozen=True)
@@ -505,7 +508,7 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
 
     With ``run_dir`` the run keeps ``checkpoint.pt`` (full state), ``history.csv``,
     ``samples/step-NNNNNN.png`` and, once finished, ``generator.pt`` (``save_generator``
-    format, for DCGAN generators). Calling again with the same config continues from the
+    format, for the DCGAN and FC generators). Calling again with the same config continues from the
     checkpoint; a finished run is reloaded without training. Only ``steps`` and
     ``checkpoint_every`` may change between calls. ``stop_at`` ends this call early after
     checkpointing that step, as an interruption would.
@@ -519,19 +522,13 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     dataset = str((provenance or {}).get("dataset", ""))
     checkpoint = run_dir / "checkpoint.pt" if run_dir else None
     if checkpoint and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if changed := _compatible(state["config"], config):
-            raise ParamsError(
-                f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
-                "choose another run folder or delete it to start afresh")
-        if dataset and state["dataset"] and dataset != state["dataset"]:
-            raise ParamsError(f"{run_dir} holds a run trained on {state['dataset']}, not {dataset}; "
-                              "choose another run folder or delete it to start afresh")
-        dataset = dataset or state["dataset"]
-        if state["step"] > config.steps:
-            raise ParamsError(f"{run_dir} already holds {state['step']:,} steps, more than the "
-                              f"{config.steps:,} asked for; ask for at least that many")
-        trainer.load_state_dict(state)
+        # Onto the CPU whatever the device: the RNG states must stay CPU ByteTensors (effgen.checkpoints).
+        state = read_checkpoint(checkpoint, "GAN checkpoint", CHECKPOINT_KEYS)
+        try:
+            dataset = _resume(trainer, state, config, run_dir, dataset)
+        except (KeyError, IndexError, RuntimeError, ValueError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"{checkpoint}: a damaged GAN checkpoint ({type(err).__name__}: "
+                                  f"{' '.join(str(err).split())[:120]}); delete it to start afresh") from None
     resumed_from = len(trainer.rows)
     target = config.steps if stop_at is None else min(stop_at, config.steps)
     samples = _existing_samples(run_dir)
@@ -603,6 +600,22 @@ def _reload_frozen_run(config: GanConfig, run_dir: Path, device: torch.device, b
                   samples=_existing_samples(run_dir), dataset=dataset or saved_dataset)
 
 
+def _resume(trainer: _Trainer, state: dict[str, Any], config: GanConfig, run_dir: Path, dataset: str) -> str:
+    """Check a saved run against ``config`` and load it into ``trainer``; returns the run's dataset."""
+    if changed := _compatible(state["config"], config):
+        raise ParamsError(
+            f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
+            "choose another run folder or delete it to start afresh")
+    if dataset and state["dataset"] and dataset != state["dataset"]:
+        raise ParamsError(f"{run_dir} holds a run trained on {state['dataset']}, not {dataset}; "
+                          "choose another run folder or delete it to start afresh")
+    if state["step"] > config.steps:
+        raise ParamsError(f"{run_dir} already holds {state['step']:,} steps, more than the "
+                          f"{config.steps:,} asked for; ask for at least that many")
+    trainer.load_state_dict(state)
+    return dataset or str(state["dataset"])
+
+
 def _existing_samples(run_dir: Path | None) -> dict[int, Path]:
     if not run_dir or not (run_dir / "samples").is_dir():
         return {}
@@ -619,9 +632,10 @@ def _atomic_save(payload: Any, path: Path) -> None:
 def _write_outputs(run: GanRun) -> None:
     assert run.run_dir is not None
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    run.history.to_csv(run.run_dir / "history.csv", index=False)
-    (run.run_dir / "config.json").write_text(json.dumps(run.config.as_dict(), indent=2))
-    if run.finished and isinstance(run.generator, Generator):
+    atomic_write(run.run_dir / "history.csv", lambda tmp: run.history.to_csv(tmp, index=False))
+    text = json.dumps(run.config.as_dict(), indent=2)
+    atomic_write(run.run_dir / "config.json", lambda tmp: tmp.write_text(text))
+    if run.finished and isinstance(run.generator, (Generator, FCGenerator)):
         save_generator(run.generator, run.run_dir / "generator.pt", extra=generator_metadata(run))
 
 
@@ -634,5 +648,8 @@ def generator_metadata(run: GanRun) -> dict[str, Any]:
         "dataset": run.dataset,
         "output_range": run.config.output_range,
         "sample_mode": run.config.sample_mode,
+        "batch_size": run.config.batch_size,  # train-mode sampling normalises batches of this size
+        "augment": run.config.augment,
+        "architecture": run.config.architecture,
         "params_g_plus_d": run.budget.params,
     }
