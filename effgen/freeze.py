@@ -428,16 +428,19 @@ def _torch_bytes(payload: Any) -> bytes:
 
 
 def _sqlite_bytes(path: Path) -> bytes:
-    """A consistent copy of an SQLite database even while a study writes to it."""
+    """A consistent copy of an SQLite database even while a study writes to it (else the bytes as they are)."""
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "copy.db"
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        target = sqlite3.connect(copy)
         try:
-            source.backup(target)
-        finally:
-            target.close()
-            source.close()
+            source = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+                source.close()
+        except sqlite3.Error:
+            return Path(path).read_bytes()
         return copy.read_bytes()
 
 

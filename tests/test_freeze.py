@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -257,6 +258,9 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "metrics.json").write_text(json.dumps({"headline": []}))
     (folder / "big.csv").write_text("a,b\n" + "123456789,987654321\n" * 60_000)  # 1.2 MB
     (folder / "scratch.npz").write_bytes(b"not kept")
+    with sqlite3.connect(folder / "optuna.db") as study:  # an Optuna study is SQLite; it is kept
+        study.execute("create table trials (value real)")
+        study.execute("insert into trials values (0.5)")
     (folder / "cls" / "checkpoint.pt.tmp").write_bytes(b"half written")
     return folder
 
@@ -282,6 +286,8 @@ def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, run
     assert {"metrics.json", "big.csv.gz", "cls/checkpoint.pt", "cls/history.csv", "corrected/generator.pt",
             "corrected/history.csv", "corrected/config.json", "fc_gan/generator.pt", "unfinished/checkpoint.pt"} <= files
     assert not {"corrected/checkpoint.pt", "fc_gan/checkpoint.pt", "scratch.npz", "cls/checkpoint.pt.tmp"} & files
+    with sqlite3.connect(mirror / "optuna.db") as study:
+        assert study.execute("select value from trials").fetchall() == [(0.5,)]
     assert any(f.startswith("corrected/samples/") for f in files)
     slim = torch.load(mirror / "cls/checkpoint.pt", weights_only=True)
     assert slim["finished"] and "optimizer" not in slim and "sampler" not in slim and "model" in slim
