@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+os.environ.setdefault("EFFGEN_PROGRESS", "0")  # no progress bars between the numbers
+
 from effgen.device import describe, pick_device
 from effgen.models import PaperClassifier
 from effgen.provenance import machine_summary

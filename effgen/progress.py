@@ -20,7 +20,7 @@ def progress_enabled() -> bool:
 def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> std.tqdm:
     if not progress_enabled():
         # tqdm.auto would still probe for ipywidgets and warn on stderr, which lands in the book.
-        return std.tqdm(iterable, disable=True, **kwargs)
+        return std.tqdm(iterable, **{**kwargs, "disable": True})
     from tqdm.auto import tqdm
 
     kwargs.setdefault("dynamic_ncols", True)

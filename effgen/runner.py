@@ -127,7 +127,10 @@ def _cell_error(err: Exception) -> str:
     return f"{ename}{where}: {evalue}"
 
 
-def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] = print) -> list[ChapterRun]:
+def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] = print,
+            before: Callable[[ChapterJob], None] | None = None,
+            after: Callable[[ChapterJob, float], None] | None = None) -> list[ChapterRun]:
+    """Execute ``jobs`` in order; ``before(job)`` runs just before a chapter, ``after(job, seconds)`` after its success."""
     import papermill  # imported late: it is slow to import and `plan` must stay fast
 
     # Papermill's own parameter parser cannot read `X | None` annotations and warns that such
@@ -142,6 +145,8 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
     for index, job in enumerate(jobs, start=1):
         job.output.parent.mkdir(parents=True, exist_ok=True)
         log(f"[{index}/{len(jobs)}] {job.name} ...")
+        if before is not None:
+            before(job)
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
@@ -161,6 +166,8 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
         _label_injected_parameters(job, root)
         runs.append(ChapterRun(job.name, str(job.output), seconds, True))
         log(f"[{index}/{len(jobs)}] {job.name} done in {seconds:.1f} s")
+        if after is not None:
+            after(job, seconds)
     _write_log(root, jobs, runs)
     return runs
 

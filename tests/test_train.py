@@ -207,7 +207,7 @@ def test_load_classifier_errors_are_clear(tmp_path: Path) -> None:
         load_classifier(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(EffgenError, match="unreadable checkpoint"):
+    with pytest.raises(EffgenError, match="unreadable classifier checkpoint"):
         load_classifier(garbage)
 
 
@@ -289,3 +289,13 @@ def test_run_seeds_keys_folders_by_config_and_data(tmp_path: Path, data) -> None
     again = run_seeds(tiny(), [0], splits, CPU, tmp_path, "demo")
     assert again[0].test == first[0].test
     assert run_key(tiny(), Splits(separable(400, 9), data[1], data[1])) != run_key(tiny(), splits)
+
+
+def test_progress_accepts_disable_when_bars_are_off(monkeypatch):
+    from effgen.progress import progress
+
+    monkeypatch.setenv("EFFGEN_PROGRESS", "0")
+    bar = progress(total=3, disable=True)  # a caller's own disable must not clash with the batch-run one
+    bar.update(1)
+    bar.close()
+    assert bar.disable

@@ -12,6 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoints import atomic_write, load_module_state, read_checkpoint
+from ..errors import CheckpointError, ParamsError
+
 LATENT_DIM = 100
 
 
@@ -81,24 +84,74 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def save_generator(generator: Generator, path: Path, extra: dict[str, Any] | None = None) -> None:
-    """A weights-only checkpoint: the state dict plus plain-typed metadata, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+GENERATOR_KINDS = ("dcgan", "fc")  # the ``architecture`` a generator file records
+
+
+def generator_kind(generator: nn.Module) -> str:
+    """"dcgan" or "fc": which architecture ``save_generator`` records for ``generator``."""
+    from .baselines import FCGenerator  # imported here: baselines imports this module
+
+    if isinstance(generator, Generator):
+        return "dcgan"
+    if isinstance(generator, FCGenerator):
+        return "fc"
+    raise ParamsError(f"save_generator stores DCGAN and FC generators, not {type(generator).__name__}")
+
+
+def save_generator(generator: nn.Module, path: Path, extra: dict[str, Any] | None = None) -> None:
+    """A weights-only checkpoint: the state dict plus plain-typed metadata, written atomically.
+
+    A DCGAN file holds ``latent_dim`` and ``widths``, as it always has; an FC-GAN file holds
+    ``hidden`` instead. Both name their ``architecture`` (files without one are DCGAN files).
+    """
+    kind = generator_kind(generator)
+    payload: dict[str, Any] = {
+        "architecture": kind,
         "state_dict": generator.state_dict(),
         "latent_dim": generator.latent_dim,
-        "widths": list(generator.widths),
         "extra": extra or {},
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    if kind == "dcgan":
+        payload["widths"] = list(generator.widths)
+    else:
+        payload["hidden"] = list(generator.hidden)
+    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
-def load_generator(path: Path, device: torch.device | str = "cpu") -> Generator:
-    payload = torch.load(path, map_location=device, weights_only=True)
-    generator = Generator(payload["latent_dim"], tuple(payload["widths"]))
-    generator.load_state_dict(payload["state_dict"])
+def read_generator_file(path: Path) -> dict[str, Any]:
+    """The checked payload of a generator file (on the CPU); a damaged or foreign file raises ``CheckpointError``."""
+    payload = read_checkpoint(path, "generator file", ("state_dict", "latent_dim"))
+    kind = payload.get("architecture", "dcgan")
+    if kind not in GENERATOR_KINDS:
+        raise CheckpointError(f"{path}: generator architecture {kind!r} is unknown; "
+                              f"expected one of {', '.join(GENERATOR_KINDS)}")
+    shape_key = "widths" if kind == "dcgan" else "hidden"
+    shape = payload.get(shape_key)
+    if (not isinstance(shape, (list, tuple)) or not all(isinstance(w, int) and w > 0 for w in shape)
+            or len(shape) != (3 if kind == "dcgan" else 2)):
+        raise CheckpointError(f"{path}: not an effgen generator file ({shape_key} is {shape!r})")
+    if not isinstance(payload["latent_dim"], int) or payload["latent_dim"] < 1:
+        raise CheckpointError(f"{path}: not an effgen generator file (latent_dim is {payload['latent_dim']!r})")
+    if not isinstance(payload.get("extra", {}), dict):
+        raise CheckpointError(f"{path}: not an effgen generator file (its metadata is not a mapping)")
+    return payload
+
+
+def generator_extra(path: Path) -> dict[str, Any]:
+    """The metadata saved with a generator (recipe, steps, output_range, sample_mode, batch_size...)."""
+    return dict(read_generator_file(path).get("extra", {}))
+
+
+def load_generator(path: Path, device: torch.device | str = "cpu") -> nn.Module:
+    """A saved DCGAN ``Generator`` or ``FCGenerator``, on ``device`` and in eval mode."""
+    payload = read_generator_file(path)
+    if payload.get("architecture", "dcgan") == "dcgan":
+        generator: nn.Module = Generator(payload["latent_dim"], tuple(payload["widths"]))
+    else:
+        from .baselines import FCGenerator
+
+        generator = FCGenerator(payload["latent_dim"], tuple(payload["hidden"]))
+    load_module_state(generator, payload["state_dict"], Path(path), "generator")
     return generator.to(device).eval()
 
 

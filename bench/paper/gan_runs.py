@@ -1,0 +1,72 @@
+"""Train chapter 04's paper-profile GAN runs outside the notebook, one recipe per process.
+
+The chapter trains its runs one after another in one kernel. On a 2-core CPU shared with
+other work, two single-threaded processes (one per recipe) finish sooner than one
+two-threaded process, whose OpenMP threads stall whenever a core is busy elsewhere. Each run
+goes to the folder the chapter itself uses (``effgen.gan.run_folder`` under
+``runs/paper/04-dcgan/``) with the config the chapter builds from its parameters cell and
+``params/paper/04-dcgan.yml``, so executing the chapter afterwards reuses the finished runs,
+and an interrupted run resumes from its last checkpoint.
+
+    python bench/paper/gan_runs.py faithful --threads 1 &
+    python bench/paper/gan_runs.py corrected --threads 1 &
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from effgen.data import gan_dataset
+from effgen.gan import preset, run_folder, train_gan
+from effgen.params import declared_parameters, load_params_file
+from effgen.paths import project_root, runs_dir
+
+CHAPTER = "04-dcgan"
+
+
+def chapter_parameters(profile: str) -> dict:
+    """The chapter's parameter values for ``profile``: notebook defaults, then the params file."""
+    root = project_root()
+    values = {name: p.default for name, p in declared_parameters(root / "chapters" / f"{CHAPTER}.ipynb").items()}
+    params_file = root / "params" / profile / f"{CHAPTER}.yml"
+    if params_file.is_file():
+        values.update(load_params_file(params_file))
+    return values
+
+
+def run_configs(values: dict) -> dict:
+    """name -> GanConfig, exactly as the chapter builds them."""
+    common = {"steps": values["steps"], "batch_size": values["batch_size"], "epoch_steps": values["epoch_steps"],
+              "seed": values["seed"], "sample_every": values["sample_every"],
+              "checkpoint_every": values["checkpoint_every"]}
+    configs = {"faithful": preset("faithful", **common), "corrected": preset("corrected", **common)}
+    if values["augment"]:
+        configs["corrected-augmented"] = preset("corrected", augment=True, **common)
+    return configs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="faithful | corrected | corrected-augmented")
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    values = chapter_parameters(args.profile)
+    configs = run_configs(values)
+    if args.run not in configs:
+        parser.error(f"unknown run {args.run!r}; choose one of {', '.join(configs)}")
+    config = configs[args.run]
+    data = gan_dataset(values["dataset"], "train", allow_stand_in=values["allow_stand_in"])
+    folder = run_folder(runs_dir(args.profile, CHAPTER), args.run, config)
+    print(f"{args.run}: {config.steps:,} steps into {Path(folder).relative_to(project_root())} "
+          f"on {data.provenance['dataset']}, {args.threads} thread(s)", flush=True)
+    run = train_gan(config, data.images, folder, torch.device("cpu"), provenance=data.provenance,
+                    show_progress=False)
+    print(f"{args.run}: step {run.step:,}/{config.steps:,}, {run.seconds:.0f} s this call", flush=True)
+
+
+if __name__ == "__main__":
+    main()
