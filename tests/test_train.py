@@ -15,10 +15,10 @@ from effgen.errors import BudgetError, DataError, EffgenError, ParamsError
 from effgen.train import (
     HISTORY_COLUMNS,
     ClassifierConfig,
-    pick_lr,
     confusion,
     evaluate,
     load_classifier,
+    pick_lr,
     run_classifier,
     run_folder,
     run_key,
