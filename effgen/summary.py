@@ -73,11 +73,12 @@ def over_budget(entry: dict[str, Any]) -> bool:
 
 
 def run_note(number: PaperNumber, entry: dict[str, Any], provenance: dict[str, Any]) -> str:
-    """What produced this run's number: steps (or the limit of a budget row), data, seeds, then the chapter's note.
+    """What produced this run's number: steps (or a budget row's limit), data, seeds, the chapter's note.
 
     A budget row (a parameter or step count) gives the paper's limit: it depends on no data or
-    seeds. A result that was not measured (value None) gives only the chapter's reason. Every other row gives the steps per run, the data (a stand-in named as one) and the
-    number of seeds; a field the chapter did not record says so rather than being left out.
+    seeds. A result that was not measured (value None) gives only the chapter's reason. Every
+    other row gives the steps per run, the data (a stand-in named as one) and the number of
+    seeds; a field the chapter did not record says so rather than being left out.
     """
     details: list[str] = []
     if entry.get("value") is None:
