@@ -88,7 +88,7 @@ GENERATOR_KINDS = ("dcgan", "fc")  # the ``architecture`` a generator file recor
 
 
 def generator_kind(generator: nn.Module) -> str:
-    """"dcgan" or "fc": which architecture ``save_generator`` records for ``generator``."""
+    """Which architecture ``save_generator`` records for ``generator``: "dcgan" or "fc"."""
     from .baselines import FCGenerator  # imported here: baselines imports this module
 
     if isinstance(generator, Generator):
