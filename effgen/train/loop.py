@@ -343,6 +343,9 @@ def _read_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str) 
                         f"{payload['data_fingerprint']} vs {fingerprint}); use another output folder "
                         "or delete it")
     missing = [key for key in TRAINING_STATE_KEYS if key not in payload]
+    if missing and len(missing) < len(TRAINING_STATE_KEYS):  # a slim checkpoint drops all of them, never some
+        raise CheckpointError(f"{path}: a damaged classifier checkpoint (missing {', '.join(missing)}); "
+                              "delete it to start the run over")
     if missing and int(payload["step"]) < config.steps:
         # effgen.freeze slims only finished runs (weights, history, RNG; no Adam or sampler state).
         raise CheckpointError(f"{path} has no {' or '.join(missing)} state, at step {payload['step']} of "
