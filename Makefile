@@ -1,21 +1,31 @@
 # Two entry points: `make report` builds the book, `make test` runs the tests.
 # Both create .venv on first use and reinstall when pyproject.toml changes.
-PROFILE ?= quick
+# `make report` renders the committed, frozen paper book (_freeze/paper/) and executes only chapters
+# whose fingerprint changed; `make report PROFILE=quick` executes at small budgets.
+# ARGS passes options on, e.g. `make report ARGS=--execute-missing` or `make run ARGS="04 --force"`.
+PROFILE ?= paper
+ARGS ?=
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: report run render test bench lint venv clean
+.PHONY: report run render status snapshot test bench lint venv clean
 
 report: $(STAMP)
-	$(BIN)/effgen report --profile $(PROFILE)
+	$(BIN)/effgen report --profile $(PROFILE) $(ARGS)
 
 run: $(STAMP)
-	$(BIN)/effgen run --profile $(PROFILE)
+	$(BIN)/effgen run --profile $(PROFILE) $(ARGS)
 
 render: $(STAMP)
-	$(BIN)/effgen render --profile $(PROFILE)
+	$(BIN)/effgen render --profile $(PROFILE) $(ARGS)
+
+status: $(STAMP)
+	$(BIN)/effgen run --status --profile $(PROFILE) $(ARGS)
+
+snapshot: $(STAMP)
+	$(BIN)/effgen snapshot --profile $(PROFILE) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 os.environ.setdefault("EFFGEN_PROGRESS", "0")  # no progress bars between the numbers
 
-from effgen.device import describe, pick_device  # noqa: E402
-from effgen.models import PaperClassifier  # noqa: E402
-from effgen.provenance import machine_summary  # noqa: E402
-from effgen.train import ClassifierConfig, train_classifier  # noqa: E402
+from effgen.device import describe, pick_device
+from effgen.models import PaperClassifier
+from effgen.provenance import machine_summary
+from effgen.train import ClassifierConfig, train_classifier
 
 
 def fake_addnist(n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,3 +34,7 @@ class WeightsError(EffgenError):
 
 class MissingArtifactError(EffgenError):
     """A chapter needs another chapter's output; the message names the chapter to run first."""
+
+
+class CheckpointError(EffgenError):
+    """A checkpoint or saved model is unreadable, damaged, or not the kind of file expected."""

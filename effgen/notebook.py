@@ -6,16 +6,19 @@ tables and callouts survive both the HTML and the PDF.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import torch
 from IPython.display import Markdown
 
 from . import paper
+from .budget import BudgetReport
 from .device import describe, pick_device
 from .errors import MissingArtifactError
 from .paths import runs_dir
@@ -74,8 +77,8 @@ class Chapter:
                 lines.append(f"- **Data detail:** {detail}")
         lines += [
             f"- **Profile:** `{self.profile}`; **seed:** {self.seed}; **device:** {describe(self.device)}",
-            f"- **Code:** effgen {self.env['effgen']}, git `{self.env['git']}`, torch {self.env['torch']}, "
-            f"run {self.env['date']}",
+            (f"- **Code:** effgen {self.env['effgen']}, git `{self.env['git']}`, torch {self.env['torch']}, "
+             f"run {self.env['date']}"),
             ":::",
         ]
         return Markdown("\n".join(lines))
@@ -104,6 +107,8 @@ class Chapter:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (Path,)):
         return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. a stats.Comparison
+        return dataclasses.asdict(value)
     if hasattr(value, "item"):
         return value.item()
     if hasattr(value, "tolist"):
@@ -117,10 +122,29 @@ def start_chapter(name: str, profile: str, seed: int, device: str = "auto") -> C
     return Chapter(name=name, profile=profile, seed=seed, device=pick_device(device), run_dir=folder)
 
 
-def headline(key: str, value: float | str, *, std: float | None = None, n: int | None = None,
-             note: str = "", over_budget: bool = False) -> dict[str, Any]:
-    """One result for the summary table; ``n`` is the number of seeds or samples behind it."""
-    return {"key": key, "value": value, "std": std, "n": n, "note": note, "over_budget": over_budget}
+def headline(key: str, value: float | str | None, *, std: float | None = None, n: int | None = None,
+             note: str = "", steps: int | None = None, seeds: int | None = None,
+             budget: BudgetReport | None = None, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One result for the summary table.
+
+    ``n`` is the number of values behind ``std`` (seeds or samples). The structured fields let
+    the summary page say what produced the number instead of trusting free text: ``steps``
+    (optimisation steps per run), ``seeds`` (training seeds behind the value), ``budget`` (the
+    measured ``BudgetReport`` of the run: its steps, and the only source of the over-budget
+    dagger) and ``data`` (a provenance dict, when it differs from the chapter's own).
+    """
+    if budget is not None and steps is None:
+        steps = budget.steps
+    return {"key": key, "value": value, "std": std, "n": n, "note": note, "steps": steps, "seeds": seeds,
+            "budget": budget.as_dict() if budget is not None else None,
+            "over_budget": bool(budget is not None and budget.over_budget),
+            "data": _data_summary(data) if data is not None else None}
+
+
+def _data_summary(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a provenance dict the summary needs: what was used, and whether it stood in."""
+    return {"dataset": data.get("dataset", "?"), "stand_in": bool(data.get("stand_in")),
+            "requested": data.get("requested", "")}
 
 
 def markdown_table(frame: pd.DataFrame, floatfmt: str = ".2f", index: bool = False) -> Markdown:

@@ -127,7 +127,10 @@ def _cell_error(err: Exception) -> str:
     return f"{ename}{where}: {evalue}"
 
 
-def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] = print) -> list[ChapterRun]:
+def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] = print,
+            before: Callable[[ChapterJob], None] | None = None,
+            after: Callable[[ChapterJob, float], None] | None = None) -> list[ChapterRun]:
+    """Execute ``jobs`` in order; ``before(job)`` runs just before a chapter, ``after(job, seconds)`` after its success."""
     import papermill  # imported late: it is slow to import and `plan` must stay fast
 
     # Papermill's own parameter parser cannot read `X | None` annotations and warns that such
@@ -142,6 +145,8 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
     for index, job in enumerate(jobs, start=1):
         job.output.parent.mkdir(parents=True, exist_ok=True)
         log(f"[{index}/{len(jobs)}] {job.name} ...")
+        if before is not None:
+            before(job)
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
@@ -161,23 +166,47 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
         _label_injected_parameters(job, root)
         runs.append(ChapterRun(job.name, str(job.output), seconds, True))
         log(f"[{index}/{len(jobs)}] {job.name} done in {seconds:.1f} s")
+        if after is not None:
+            after(job, seconds)
     _write_log(root, jobs, runs)
     return runs
 
 
 def _label_injected_parameters(job: ChapterJob, root: Path) -> None:
-    """Say in the book where the injected values came from; papermill only writes ``# Parameters``."""
+    """Say in the book where the injected values came from; papermill only writes ``# Parameters``.
+
+    The injected cell is shown the way its notebook shows the ``parameters`` cell: it takes that
+    cell's leading ``#|`` options (``include: false`` hides both, ``code-fold`` folds both), with
+    its own ``code-summary``, the label below.
+    """
     import nbformat
 
     notebook = nbformat.read(job.output, as_version=4)
+    declared = next((cell for cell in notebook.cells
+                     if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])), None)
+    options = _leading_options(declared.source) if declared is not None else []
     for cell in notebook.cells:
         if "injected-parameters" in cell.metadata.get("tags", []):
             origin = job.params_file.relative_to(root) if job.params_file.is_file() else "the runner"
-            lines = cell.source.splitlines()
+            label = f"Parameters of profile {job.parameters['profile']!r}, from {origin}"
+            lines = [line for line in cell.source.splitlines() if not line.lstrip().startswith("#|")]
             if lines and lines[0].startswith("# Parameters"):
-                lines[0] = f"# Parameters of profile {job.parameters['profile']!r}, from {origin}"
-            cell.source = "\n".join(lines)
+                lines[0] = f"# {label}"
+            kept = [line for line in options if not line.lstrip()[2:].lstrip().startswith("code-summary:")]
+            if len(kept) < len(options) or any(line.lstrip()[2:].lstrip().startswith("code-fold:") for line in kept):
+                kept.append(f"#| code-summary: {json.dumps(label)}")
+            cell.source = "\n".join(kept + lines)
     nbformat.write(notebook, job.output)
+
+
+def _leading_options(source: str) -> list[str]:
+    """The ``#|`` cell-option lines a cell's source starts with."""
+    options = []
+    for line in source.splitlines():
+        if not line.lstrip().startswith("#|"):
+            break
+        options.append(line.strip())
+    return options
 
 
 def _pin_kernel_to_this_python(root: Path) -> None:

@@ -188,3 +188,47 @@ def test_hand_placed_official_files_get_checksums(data_dir: Path, monkeypatch: p
 def test_unknown_source_is_refused(data_dir: Path) -> None:
     with pytest.raises(DataError, match="unknown AddNIST source"):
         load_addnist("emnist")
+
+
+def test_auto_remembers_that_the_downloads_failed(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, only the first ``auto`` call waits on the network; the reason stays in the provenance."""
+    monkeypatch.delenv("EFFGEN_RETRY_DOWNLOADS", raising=False)
+    attempts = no_network(monkeypatch)
+    sizes = (200, 100, 100)
+    first = load_addnist("auto", seed=0, sizes=sizes)
+    tried = len(attempts)
+    assert tried > 0 and (data_dir / ".offline-verdicts.json").is_file()
+    again = load_addnist("auto", seed=0, sizes=sizes)
+    assert len(attempts) == tried  # no download was attempted this time
+    assert again.provenance["source"] == first.provenance["source"] == "mnist-5k"
+    assert "network unreachable (test)" in again.provenance["reason"]
+    assert "not retried" in again.provenance["reason"] and "EFFGEN_RETRY_DOWNLOADS=1" in again.provenance["reason"]
+    load_addnist("auto", seed=0, sizes=sizes, retry_download=True)
+    assert len(attempts) == 2 * tried  # asked to retry: both downloads tried again
+    monkeypatch.setenv("EFFGEN_RETRY_DOWNLOADS", "1")
+    load_addnist("auto", seed=0, sizes=sizes)
+    assert len(attempts) == 3 * tried
+
+
+def test_offline_verdicts_expire_and_a_success_clears_them(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from effgen.data import addnist as module
+
+    monkeypatch.delenv("EFFGEN_RETRY_DOWNLOADS", raising=False)
+    attempts = no_network(monkeypatch)
+    load_addnist("auto", seed=0, sizes=(200, 100, 100))
+    tried = len(attempts)
+    record_file = data_dir / ".offline-verdicts.json"
+    record = json.loads(record_file.read_text())
+    for entry in record.values():
+        entry["when"] -= module.OFFLINE_VERDICT_SECONDS + 1
+    record_file.write_text(json.dumps(record))
+    load_addnist("auto", seed=0, sizes=(200, 100, 100))
+    assert len(attempts) == 2 * tried  # an old verdict does not hold
+    record_file.write_text("{not json")  # a damaged record counts as none
+    load_addnist("auto", seed=0, sizes=(200, 100, 100))
+    assert len(attempts) == 3 * tried
+    assert set(json.loads((data_dir / ".offline-verdicts.json").read_text())) == {"official", "mnist"}
+    serve(monkeypatch, payload=_official_zip(nested=False))
+    data = load_addnist("auto", retry_download=True)
+    assert data.provenance["source"] == "official"
+    assert set(json.loads((data_dir / ".offline-verdicts.json").read_text())) == {"mnist"}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from effgen.cli import main
 from effgen.data import read_addnist_folder, write_addnist_folder
@@ -62,7 +63,7 @@ DEFECTS = {
     "garbage": ("valid_y.npy", lambda p: p.write_bytes(b"not a numpy file at all"), "truncated or corrupt"),
     "wrong shape": ("test_x.npy", lambda p: _save(p, np.zeros((200, 28, 28, 3), np.float32)), "shape"),
     "wrong x dtype": ("train_x.npy", lambda p: _save(p, np.zeros((400, 3, 28, 28), np.float64)), "float32"),
-    "wrong y dtype": ("valid_y.npy", lambda p: _save(p, np.tile(np.arange(20, dtype=np.int32), 10)), "int64"),
+    "wrong y dtype": ("valid_y.npy", lambda p: _save(p, np.tile(np.arange(20, dtype=np.float32), 10)), "integer"),
     "length mismatch": ("test_y.npy", lambda p: _save(p, np.tile(np.arange(20, dtype=np.int64), 9)), "shape"),
     "nan": ("valid_x.npy", lambda p: _save(p, np.full((200, 3, 28, 28), np.nan, np.float32)), "NaN"),
     "label 20": ("train_y.npy", lambda p: _save(p, np.tile(np.arange(1, 21, dtype=np.int64), 20)), "0..19"),
@@ -123,3 +124,29 @@ def test_cli_check_passes_and_fails(folder: Path, capsys: pytest.CaptureFixture[
     assert main(["data", "check", str(folder)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("effgen: error:") and "valid_y.npy" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int16, np.uint8, np.uint64])
+def test_any_integer_label_dtype_is_read_as_int64(folder: Path, dtype: type, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official files' labels might not be int64; any integer type is accepted and cast."""
+    from effgen.data import load_addnist
+
+    for split in SIZES:
+        y = np.load(folder / f"{split}_y.npy", allow_pickle=False)
+        _save(folder / f"{split}_y.npy", y.astype(dtype))
+    (folder / "provenance.json").unlink()  # as if the files had been placed by hand
+    data = read_addnist_folder(folder)
+    for split in SIZES:
+        assert data.split(split)[1].dtype == torch.int64
+        np.testing.assert_array_equal(data.split(split)[1].numpy(), _splits()[split][1])
+    monkeypatch.setenv("EFFGEN_DATA", str(folder.parent))
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: pytest.fail("no download expected"))
+    auto = load_addnist("auto")
+    assert auto.provenance["source"] == "official" and auto.train[1].dtype == torch.int64
+
+
+def test_written_labels_are_int64_whatever_came_in(tmp_path: Path) -> None:
+    splits = {split: (x, y.astype(np.int32)) for split, (x, y) in _splits().items()}
+    write_addnist_folder(tmp_path / "a", splits, {})
+    assert np.load(tmp_path / "a" / "train_y.npy", allow_pickle=False).dtype == np.int64

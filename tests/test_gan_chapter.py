@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from effgen.gan import generated_images, load_generator
+from effgen.gan import (
+    FCGenerator,
+    generated_images,
+    generator_extra,
+    load_generator,
+    saved_generators,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,6 +51,13 @@ def test_chapter_04_smoke(tmp_path: Path) -> None:
         assert extra["steps"] == metrics["metrics"]["steps"][recipe] > 0
         images = generated_images(load_generator(path), 4, seed=1, output_range=extra["output_range"])
         assert images.shape == (4, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+    # Every run leaves a generator file chapter 05 can find: the two recipes, augmentation, both baselines.
+    files = {**metrics["metrics"]["generators"], **metrics["metrics"]["other_generators"]}
+    found = saved_generators({name: run_dir / relpath for name, relpath in files.items()})
+    assert list(found) == ["faithful", "corrected", "corrected_augment", "fc_gan", "wgan_gp"]
+    assert isinstance(load_generator(found["fc_gan"]), FCGenerator)
+    faithful = generator_extra(found["faithful"])
+    assert (faithful["sample_mode"], faithful["batch_size"]) == ("train", 16)  # params/smoke/04-dcgan.yml
     if metrics["provenance"]["data"]["stand_in"]:
         text = (tmp_path / "first.ipynb").read_text()
         assert "a stand-in" in text and "callout-warning" in text

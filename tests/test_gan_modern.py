@@ -12,7 +12,7 @@ from PIL import Image
 
 from effgen.budget import GAN_LIMITS, count_params
 from effgen.cli import main
-from effgen.errors import ParamsError
+from effgen.errors import CheckpointError, ParamsError
 from effgen.gan import (
     ADDITIONS,
     PRESETS,
@@ -204,6 +204,22 @@ def test_ema_differs_from_raw_and_both_are_saved(tmp_path: Path) -> None:
     again = train_gan(config, images(), tmp_path, show_progress=False)  # reload a finished run
     for key, value in ema.items():
         assert torch.equal(value, again.generator.state_dict()[key])
+
+
+def test_a_frozen_ema_run_reloads_both_generators(tmp_path: Path) -> None:
+    """The freeze keeps a finished run without checkpoint.pt; reloading must give back EMA and raw weights."""
+    config = tiny()
+    run = train_gan(config, images(), tmp_path, show_progress=False)
+    ema, raw = _state(run.generator), _state(run.raw_generator)
+    (tmp_path / "checkpoint.pt").unlink()
+    again = train_gan(config, images(), tmp_path, show_progress=False)
+    assert again.resumed_from == config.steps and again.generator is not again.raw_generator
+    for key in ema:
+        assert torch.equal(ema[key], again.generator.state_dict()[key]), key
+        assert torch.equal(raw[key], again.raw_generator.state_dict()[key]), key
+    (tmp_path / "generator-raw.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="generator-raw.pt"):
+        train_gan(config, images(), tmp_path, show_progress=False)
 
 
 def test_without_ema_the_generator_is_the_trained_one(tmp_path: Path) -> None:

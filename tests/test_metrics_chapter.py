@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from effgen.gan.models import Generator, dcgan_init_, save_generator
+from effgen.gan import FCGenerator, Generator, dcgan_init_, save_generator
 from effgen.metrics import inception_weights as iw
 from effgen.runner import plan
 
@@ -28,18 +28,29 @@ def test_parameter_files_validate(profile: str) -> None:
     assert [job.name for job in jobs] == [CHAPTER]
 
 
+GENERATORS = {  # what chapter 04 saves: its two recipes, then augmentation and the baselines in run folders
+    "generator-faithful.pt": ("faithful", "zero_one", "train", False),
+    "generator-corrected.pt": ("corrected", "minus_one_one", "eval", False),
+    "corrected-augmented-0a1b2c3d/generator.pt": ("corrected", "minus_one_one", "eval", True),
+    "fc_gan-0a1b2c3d/generator.pt": ("fc_gan", "minus_one_one", "eval", False),
+    "wgan_gp-0a1b2c3d/generator.pt": ("wgan_gp", "minus_one_one", "eval", False),
+}
+
+
 def _fake_chapter_04(run_dir: Path) -> None:
     run_dir.mkdir(parents=True)
-    for recipe, output_range, seed in (("corrected", "minus_one_one", 1), ("faithful", "zero_one", 2)):
+    for seed, (relpath, (recipe, output_range, sample_mode, augment)) in enumerate(GENERATORS.items()):
         torch.manual_seed(seed)
-        generator = Generator()
+        generator = FCGenerator() if recipe == "fc_gan" else Generator()
         dcgan_init_(generator)
-        save_generator(generator, run_dir / f"generator-{recipe}.pt",
-                       {"recipe": recipe, "steps": 0, "seed": seed, "dataset": "cifar10", "output_range": output_range})
+        save_generator(generator, run_dir / relpath,
+                       {"recipe": recipe, "steps": 3, "seed": seed, "dataset": "cifar10", "output_range": output_range,
+                        "sample_mode": sample_mode, "batch_size": 16, "augment": augment})
     data = {"dataset": "cifar10", "requested": "cifar100", "stand_in": True, "reason": "test stand-in",
             "split": "train", "detail": "40 random images"}
     (run_dir / "metrics.json").write_text(json.dumps({
         "metrics": {"generators": {"corrected": "generator-corrected.pt", "faithful": "generator-faithful.pt"},
+                    "other_generators": {relpath.split("/")[0]: relpath for relpath in GENERATORS if "/" in relpath},
                     "dataset": "cifar10"},
         "provenance": {"data": data}}))
 
@@ -76,6 +87,21 @@ def test_chapter_executes_on_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (fid_entry,) = [h for h in metrics["headline"] if h["key"] == "fid_test"]
     assert fid_entry["n"] == 32 and np.isfinite(fid_entry["value"])
     assert metrics["provenance"]["data"]["stand_in"] is True
-    assert len(list((root / "data" / "fid-stats").glob("*.npz"))) == 4  # test, train, two generators
+    # test, train, and six generator sets: the faithful generator twice (train and eval mode)
+    assert len(list((root / "data" / "fid-stats").glob("*.npz"))) == 8
+    fid = metrics["metrics"]["fid"]
+    assert list(fid) == ["faithful, train mode", "faithful, eval mode", "corrected", "corrected + flips/crops",
+                         "FC-GAN", "WGAN-GP"]
+    assert fid["faithful, train mode"]["sampling"] == {"bn_mode": "train", "batch_size": 16, "output_range": "zero_one",
+                                                       "recorded_mode": "train", "architecture": "dcgan"}
+    assert fid["faithful, eval mode"]["sampling"]["bn_mode"] == "eval"
+    assert fid["faithful, train mode"]["fid_test"] != fid["faithful, eval mode"]["fid_test"]
+    assert all(np.isfinite(row["fid_test"]) and row["n"] == 32 for row in fid.values())
+    assert metrics["metrics"]["generators_missing"] == []
     executed = (root / "_build" / "smoke" / "chapters" / f"{CHAPTER}.ipynb").read_text()
     assert "a stand-in" in executed and "rank-deficient" in executed
+    for text in ("| FC-GAN", "| WGAN-GP", "| corrected + flips/crops", "| faithful, train mode", "| faithful, eval mode",
+                 "the floor", "sampled two ways"):
+        assert text in executed, text
+    weights = root / "data" / "weights"
+    assert [p.name for p in weights.iterdir()] == [iw.CONVERTED_WEIGHTS_NAME] or iw.pytorch_fid_weights_path().is_file()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from effgen.budget import CLASSIFIER_LIMITS, BudgetReport, check_budget
 from effgen.errors import MissingArtifactError
 from effgen.notebook import headline, start_chapter
 from effgen.summary import data_used, load_metrics, missing_chapters, paper_vs_run
@@ -35,13 +36,21 @@ def test_stand_in_data_turns_the_callout_into_a_warning(project: Path) -> None:
     assert "**seed:** 3" in stand_in and "`smoke`" in stand_in
 
 
+def _budget(params: int, steps: int) -> BudgetReport:
+    return check_budget(params, steps, CLASSIFIER_LIMITS, over_budget_reason="the paper's scalability test")
+
+
+STAND_IN = {"dataset": "mnist-5k", "stand_in": True, "requested": "AddNIST (official)"}
+
+
 def test_metrics_feed_the_summary_table(project: Path) -> None:
     chapter = start_chapter("02-classifier", "smoke", 0, "cpu")
     with pytest.raises(KeyError, match="unknown headline key"):
         chapter.write_metrics({}, headline=[headline("made_up", 1.0)])
-    chapter.write_metrics({"extra": 1}, data={"dataset": "mnist-5k", "stand_in": True}, headline=[
-        headline("cls_test_acc", 81.234, std=1.5, n=5),
-        headline("cls_20k_acc", 80.0, over_budget=True),
+    chapter.write_metrics({"extra": 1}, data=STAND_IN, headline=[
+        headline("cls_params", 86_692),
+        headline("cls_test_acc", 81.234, std=1.5, n=5, seeds=5, budget=_budget(86_692, 200)),
+        headline("cls_20k_acc", 80.0, n=1, seeds=1, budget=_budget(86_692, 20_000)),
     ])
     stored = json.loads((project / "runs/smoke/02-classifier/metrics.json").read_text())
     assert stored["provenance"]["seed"] == 0 and stored["metrics"] == {"extra": 1}
@@ -50,12 +59,65 @@ def test_metrics_feed_the_summary_table(project: Path) -> None:
     table = paper_vs_run(metrics).set_index("Result")
     assert table.loc["Tuned classifier test accuracy", "Paper"] == "84.95 %"
     assert table.loc["Tuned classifier test accuracy", "This run"] == "81.23 ± 1.50 %"
-    assert table.loc["Tuned classifier test accuracy", "Notes"] == "n = 5"
+    assert table.loc["Tuned classifier test accuracy", "Notes"] == (
+        "200 steps per run; mnist-5k, a stand-in for AddNIST (official); 5 seeds")
     assert table.loc["20,000 steps, test accuracy", "This run"] == "80.00 % †"
+    assert table.loc["Classifier parameters", "Notes"] == "limit < 100,000"
     assert table.loc["FID vs test split", "This run"] == "—"
     assert table.loc["FID vs test split", "Notes"] == "not run yet"
     assert missing_chapters(metrics, ["01-activations", "02-classifier"]) == ["01-activations"]
     assert data_used(metrics).loc[0, "Data"] == "mnist-5k (stand-in)"
+
+
+def test_every_result_row_says_steps_data_and_seeds(project: Path) -> None:
+    """Item 6: this run's number never sits beside the paper's without what produced it."""
+    chapter = start_chapter("01-activations", "smoke", 0, "cpu")
+    chapter.write_metrics({}, data=STAND_IN, headline=[
+        headline("cls_plain_cnn_acc", 12.5, std=0.4, n=2, seeds=2, budget=_budget(24_996, 200)),
+        headline("swish_best", "within noise", seeds=2, budget=_budget(86_692, 200), note="paired t-tests"),
+    ])
+    chapter = start_chapter("03-tuning", "smoke", 0, "cpu")
+    chapter.write_metrics({}, data={"dataset": "AddNIST (official)"}, headline=[
+        headline("tuned_val_acc", 90.0, steps=10_000, seeds=1, note="best of 150 trials")])
+    table = paper_vs_run(load_metrics("smoke")).set_index("Result")
+    assert table.loc["Plain CNN test accuracy", "Notes"] == (
+        "200 steps per run; mnist-5k, a stand-in for AddNIST (official); 2 seeds")
+    assert table.loc["Swish beats ReLU and Softplus", "Notes"].endswith("; 2 seeds; paired t-tests")
+    assert table.loc["Best tuned setting, validation accuracy", "Notes"] == (
+        "10,000 steps per run; AddNIST (official); 1 seed; best of 150 trials")
+    # A headline's own data wins over the chapter's (e.g. a result on other data than the chapter's).
+    chapter.write_metrics({}, data=STAND_IN, headline=[
+        headline("tuned_val_acc", 90.0, steps=60, seeds=1, data={"dataset": "cifar10", "stand_in": True,
+                                                                 "requested": "CIFAR-100"})])
+    note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["Best tuned setting, validation accuracy",
+                                                                         "Notes"]
+    assert note == "60 steps per run; cifar10, a stand-in for CIFAR-100; 1 seed"
+
+
+def test_a_result_without_its_fields_says_so(project: Path) -> None:
+    chapter = start_chapter("05-evaluation", "smoke", 0, "cpu")
+    chapter.write_metrics({}, data={"dataset": "cifar10", "stand_in": True, "requested": "CIFAR-100"},
+                          headline=[headline("fid_test", 250.0, n=2_500, note="pytorch-fid")])
+    note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["FID vs test split", "Notes"]
+    assert note == ("steps not recorded; cifar10, a stand-in for CIFAR-100; seeds not recorded; n = 2,500; "
+                    "pytorch-fid")
+
+
+def test_dagger_comes_from_the_measured_budget_only(project: Path) -> None:
+    """Item 5: a run that declares a reason to exceed the limits but fits them carries no dagger."""
+    declared_but_within = _budget(86_692, 400)  # the quick profile's "20,000 steps" run
+    assert declared_but_within.reason == "" and not declared_but_within.over_budget
+    chapter = start_chapter("02-classifier", "smoke", 0, "cpu")
+    chapter.write_metrics({}, data=STAND_IN, headline=[
+        headline("cls_20k_acc", 80.0, n=1, seeds=1, budget=declared_but_within),
+        headline("cls_extra_block_acc", 79.0, n=1, seeds=1, budget=_budget(104_804, 400)),
+    ])
+    table = paper_vs_run(load_metrics("smoke")).set_index("Result")
+    assert table.loc["20,000 steps, test accuracy", "This run"] == "80.00 %"
+    assert table.loc["Fourth IR block (104,804 params), test accuracy", "This run"] == "79.00 % †"
+    # headline() has no way to set the mark by hand any more
+    with pytest.raises(TypeError):
+        headline("cls_20k_acc", 80.0, over_budget=True)  # type: ignore[call-arg]
 
 
 def test_a_skipped_measurement_shows_a_dash_and_why(project: Path) -> None:

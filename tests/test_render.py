@@ -337,3 +337,43 @@ def test_offline_engine_ignores_quarto_on_path(tmp_path: Path, monkeypatch: pyte
         "html": tmp_path / "out" / "index.html"}
     with pytest.raises(RenderError, match="quarto render --to html failed \\(exit 3\\)"):
         render_book(root, root, tmp_path / "out2", formats=["html"], engine="quarto")
+
+
+def _tagged(source: str, tag: str) -> nbformat.NotebookNode:
+    cell = new_code_cell(source)
+    cell.metadata["tags"] = [tag]
+    return cell
+
+
+def test_hidden_and_folded_parameter_cells(tmp_path: Path) -> None:
+    """Item 6: the summary page hides its parameter cells; chapters fold theirs (HTML) or print them small (PDF)."""
+    from pypdf import PdfReader
+
+    label = "Parameters of profile 'smoke', from params/smoke/one.yml"
+    root = _write_book(tmp_path / "p", {
+        "index.ipynb": [new_markdown_cell("# Summary {.unnumbered}\n\nSummary text."),
+                        _tagged("#| include: false\nprofile: str = 'quick'  # DEFAULTS-MARKER", "parameters"),
+                        _tagged(f"#| include: false\n# {label}\nprofile = 'smoke'  # INJECTED-MARKER",
+                                "injected-parameters")],
+        "one.ipynb": [new_markdown_cell("# One\n\nChapter text."),
+                      _tagged('#| code-fold: true\n#| code-summary: "Parameters: defaults"\n'
+                              "profile: str = 'quick'  # DEFAULTS-MARKER", "parameters"),
+                      _tagged(f'#| code-fold: true\n#| code-summary: "{label}"\n# {label}\n'
+                              "profile = 'smoke'  # INJECTED-MARKER", "injected-parameters"),
+                      new_code_cell("#| code-fold: show\nshown_but_foldable = 1"),
+                      new_code_cell("plain_code = 2")],
+    })
+    produced = render_book(root, root, tmp_path / "out", engine="offline")
+    summary = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "DEFAULTS-MARKER" not in summary and "INJECTED-MARKER" not in summary
+    assert "Summary text." in summary
+    chapter = (tmp_path / "out" / "one.html").read_text(encoding="utf-8")
+    page = Page(chapter)
+    assert [attrs.get("open") for tag, attrs in page.tags if tag == "details"] == [None, None, ""]
+    assert "<summary>Parameters: defaults</summary>" in chapter
+    assert f"<summary>{label.replace(chr(39), '&#x27;')}</summary>" in chapter
+    assert "DEFAULTS-MARKER" in page.text and "INJECTED-MARKER" in page.text  # folded, not removed
+    assert "<summary>Code</summary>" in chapter  # Quarto's default summary
+    pdf = "\n".join(p.extract_text() for p in PdfReader(produced["pdf"]).pages)
+    assert "DEFAULTS-MARKER" in pdf and "INJECTED-MARKER" in pdf and "Parameters: defaults" in pdf
+    assert pdf.count("DEFAULTS-MARKER") == 1  # the summary page's hidden copy is not in the PDF

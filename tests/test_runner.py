@@ -82,3 +82,36 @@ def test_help_works_at_every_level(tiny_project: Path) -> None:
         assert "usage: effgen " + command in result.stdout
     for command in ["run", "render", "report"]:
         assert f"    {command} " in top.stdout
+
+
+def test_injected_cell_is_labelled_and_shown_like_the_parameters_cell(tmp_path: Path) -> None:
+    """Item 6: the runner gives papermill's injected cell the parameters cell's display options."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from effgen.runner import ChapterJob, _label_injected_parameters
+
+    def executed(options: str) -> Path:
+        declared = new_code_cell(f"{options}\nprofile: str = 'quick'\nsteps: int = 10")
+        declared.metadata["tags"] = ["parameters"]
+        injected = new_code_cell('# Parameters\nprofile = "smoke"\nsteps = 4\n')
+        injected.metadata["tags"] = ["injected-parameters"]
+        path = tmp_path / f"{len(options)}.ipynb"
+        nbformat.write(new_notebook(cells=[declared, injected]), path)
+        return path
+
+    params = tmp_path / "params" / "smoke" / "01-x.yml"
+    params.parent.mkdir(parents=True)
+    params.write_text("steps: 4\n")
+    label = "Parameters of profile 'smoke', from params/smoke/01-x.yml"
+    for options, expected in [
+        ("#| include: false", ["#| include: false", f"# {label}"]),
+        ('#| code-fold: true\n#| code-summary: "defaults"',
+         ["#| code-fold: true", f'#| code-summary: "{label}"', f"# {label}"]),
+        ("", [f"# {label}"]),
+    ]:
+        path = executed(options)
+        job = ChapterJob("01-x", path, path, params, {"profile": "smoke", "steps": 4})
+        _label_injected_parameters(job, tmp_path)
+        cell = nbformat.read(path, as_version=4).cells[1]
+        assert cell.source.splitlines()[:len(expected)] == expected
+        assert cell.source.splitlines()[len(expected):] == ['profile = "smoke"', "steps = 4"]

@@ -15,12 +15,12 @@ from effgen.errors import BudgetError, DataError, EffgenError, ParamsError
 from effgen.train import (
     HISTORY_COLUMNS,
     ClassifierConfig,
-    claim_verdict,
-    combine_verdicts,
     confusion,
     evaluate,
     load_classifier,
+    pick_lr,
     run_classifier,
+    run_folder,
     run_key,
     run_seeds,
     seed_summary,
@@ -207,7 +207,7 @@ def test_load_classifier_errors_are_clear(tmp_path: Path) -> None:
         load_classifier(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(EffgenError, match="unreadable checkpoint"):
+    with pytest.raises(EffgenError, match="unreadable classifier checkpoint"):
         load_classifier(garbage)
 
 
@@ -228,6 +228,41 @@ def test_run_classifier_scores_test_once_and_reuses_it(tmp_path: Path, data) -> 
     assert again.test == first.test and (again.predictions == first.predictions).all()
 
 
+def test_dagger_follows_the_measured_budget_not_the_declared_reason(tmp_path: Path, data) -> None:
+    # A small profile's "20,000 steps" run is a few hundred steps: it carries the paper's reason
+    # for exceeding the limits, yet stays inside them, so it must not be marked.
+    splits = Splits(*data, separable(90, 2))
+    declared = run_classifier(tiny(over_budget_reason="the paper's 20,000-step test, scaled down"), splits, CPU,
+                              tmp_path / "declared")
+    assert not declared.budget.over_budget and declared.flag == ""
+    over = run_classifier(tiny(model="paper", extra_block=True, steps=4, over_budget_reason="a fourth block"),
+                          splits, CPU, tmp_path / "over")
+    assert over.budget.over_budget and over.flag == "†"
+
+
+def test_pick_lr_uses_validation_only_and_leaves_runs_for_run_seeds(tmp_path: Path, data) -> None:
+    splits = Splits(*data, separable(90, 2))
+    base = tiny(lr=1e-2)
+    pick = pick_lr(base, [0.01, 1.0], [0, 1], splits, CPU, tmp_path, "plain")
+    assert len(pick.table) == 4 and set(pick.table["lr"]) == {1e-4, 1e-2}
+    assert pick.lr in (1e-4, 1e-2) and pick.lr == base.lr * pick.factor
+    scores = pick.scores()
+    assert scores[pick.lr] == scores.max()
+    # The pick never scored the test split; run_seeds at the picked lr reuses the trained runs.
+    folders = [run_folder(base.replace(lr=pick.lr, seed=s), splits, tmp_path, "plain") for s in (0, 1)]
+    assert all((f / "checkpoint.pt").is_file() and not (f / "test.json").exists() for f in folders)
+    runs = run_seeds(base.replace(lr=pick.lr), [0, 1], splits, CPU, tmp_path, "plain")
+    assert [r.out_dir for r in runs] == folders and all((f / "test.json").is_file() for f in folders)
+
+
+def test_pick_lr_breaks_ties_towards_the_base_lr(tmp_path: Path, data) -> None:
+    # A budget too small to learn anything: every lr scores the same, so the base one is kept.
+    splits = Splits(*data, separable(90, 2))
+    flat = tiny(steps=1, steps_per_epoch=1, lr=1e-9)
+    pick = pick_lr(flat, [4.0, 1.0, 0.25], [0], splits, CPU, tmp_path, "flat")
+    assert pick.table["val_acc"].nunique() == 1 and pick.factor == 1.0
+
+
 def test_seed_summary_in_percent(tmp_path: Path, data) -> None:
     splits = Splits(*data, separable(90, 2))
     runs = [run_classifier(tiny(seed=s), splits, CPU, tmp_path / str(s)) for s in (0, 1)]
@@ -238,30 +273,6 @@ def test_seed_summary_in_percent(tmp_path: Path, data) -> None:
 
 
 # --- chapter helpers -------------------------------------------------------------------------------
-
-def _summary(mean: float, std: float, n: int) -> dict:
-    return {"mean": mean, "std": std, "n": n}
-
-
-def test_claim_verdict_weighs_the_gap_against_seed_noise() -> None:
-    clear = claim_verdict({"swish": _summary(80, 1, 3), "relu": _summary(75, 1, 3)}, "swish")
-    assert clear["verdict"] == "yes" and clear["runner_up"] == "relu" and clear["gap"] == 5
-    assert clear["noise"] == pytest.approx(2 * (2 / 3) ** 0.5)
-    assert claim_verdict({"swish": _summary(70, 1, 3), "relu": _summary(75, 1, 3)}, "swish")["verdict"] == "no"
-    assert claim_verdict({"swish": _summary(76, 4, 3), "relu": _summary(75, 4, 3)}, "swish")["verdict"] == (
-        "within noise")
-    one_seed = claim_verdict({"swish": _summary(90, 0, 1), "relu": _summary(10, 0, 1)}, "swish")
-    assert one_seed["verdict"] == "within noise"  # one seed cannot measure noise
-    best_rival = claim_verdict({"swish": _summary(80, 1, 3), "relu": _summary(60, 1, 3),
-                                "softplus": _summary(79.5, 1, 3)}, "swish")
-    assert best_rival["runner_up"] == "softplus" and best_rival["verdict"] == "within noise"
-
-
-def test_combine_verdicts() -> None:
-    assert combine_verdicts(["yes", "yes"]) == "yes"
-    assert combine_verdicts(["yes", "within noise"]) == "within noise"
-    assert combine_verdicts(["within noise", "no"]) == "no"
-
 
 def test_confusion_counts_true_rows_and_predicted_columns() -> None:
     matrix = confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), n_classes=3)

@@ -15,7 +15,15 @@ import yaml
 import effgen.data.addnist as addnist_module
 from effgen.cli import main
 from effgen.train import ClassifierConfig
-from effgen.tuning import budget_sweep, classifier_trial, count_finished, load_best
+from effgen.tuning import (
+    TuningSettings,
+    budget_sweep,
+    classifier_trial,
+    confirm_top,
+    count_finished,
+    load_best,
+    run_tuning,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,6 +137,25 @@ def test_budget_sweep_scores_validation_and_reuses_runs(tmp_path):
     again = budget_sweep(base, [1e-3, 1e-2], [2, 4], [0], data.train, data.valid, torch.device("cpu"),
                          tmp_path / "sweep")
     assert again.equals(first)  # reloaded from the run folders
+    assert data.reads_of_test == 0
+
+
+def test_confirm_top_retrains_the_best_trials_at_the_full_budget_on_validation(tmp_path):
+    data = GuardedAddNIST()
+    settings = TuningSettings.from_dict({**TINY, "storage": f"sqlite:///{tmp_path / 'study.db'}",
+                                         "pruner": "none"})
+    run = run_tuning(settings, data.train, data.valid, torch.device("cpu"), "smoke")
+    confirmed = confirm_top(run.study, settings, 2, 6, data.train, data.valid, torch.device("cpu"),
+                            tmp_path / "confirm")
+    complete = sorted((t for t in run.study.trials if t.value is not None), key=lambda t: -t.value)
+    assert [c.trial for c in sorted(confirmed, key=lambda c: -c.trial_val_acc)] == [t.number for t in complete[:2]]
+    assert all(c.config.steps == 6 for c in confirmed)  # the full budget, not the trials' 4 steps
+    assert confirmed[0].val_acc >= confirmed[1].val_acc  # best first, by the confirmation score
+    for c in confirmed:  # each confirmation used its trial's sampled setting
+        trial = run.study.trials[c.trial]
+        assert all(getattr(c.config, name) == value for name, value in trial.params.items())
+    again = confirm_top(run.study, settings, 2, 6, data.train, data.valid, torch.device("cpu"), tmp_path / "confirm")
+    assert [(c.trial, c.val_acc) for c in again] == [(c.trial, c.val_acc) for c in confirmed]  # runs reused
     assert data.reads_of_test == 0
 
 

@@ -6,7 +6,7 @@ two-threaded process, whose OpenMP threads stall whenever a core is busy elsewhe
 goes to the folder the chapter itself uses (``effgen.gan.run_folder`` under
 ``runs/paper/04-dcgan/``) with the config the chapter builds from its parameters cell and
 ``params/paper/04-dcgan.yml``, so executing the chapter afterwards reuses the finished runs,
-and an interrupted run resumes from its last checkpoint.
+and an interrupted run resumes from its last checkpoint (thawed from ``_freeze/`` on a fresh clone).
 
     python bench/paper/gan_runs.py faithful --threads 1 &
     python bench/paper/gan_runs.py corrected --threads 1 &
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from effgen.data import gan_dataset
+from effgen.freeze import thaw
 from effgen.gan import preset, run_folder, train_gan
 from effgen.params import declared_parameters, load_params_file
 from effgen.paths import project_root, runs_dir
@@ -38,9 +39,9 @@ def chapter_parameters(profile: str) -> dict:
 
 def run_configs(values: dict) -> dict:
     """name -> GanConfig, exactly as the chapter builds them."""
-    common = dict(steps=values["steps"], batch_size=values["batch_size"], epoch_steps=values["epoch_steps"],
-                  seed=values["seed"], sample_every=values["sample_every"],
-                  checkpoint_every=values["checkpoint_every"])
+    common = {"steps": values["steps"], "batch_size": values["batch_size"], "epoch_steps": values["epoch_steps"],
+              "seed": values["seed"], "sample_every": values["sample_every"],
+              "checkpoint_every": values["checkpoint_every"]}
     configs = {"faithful": preset("faithful", **common), "corrected": preset("corrected", **common)}
     if values["augment"]:
         configs["corrected-augmented"] = preset("corrected", augment=True, **common)
@@ -59,6 +60,10 @@ def main() -> None:
     if args.run not in configs:
         parser.error(f"unknown run {args.run!r}; choose one of {', '.join(configs)}")
     config = configs[args.run]
+    # A fresh clone has the in-progress checkpoints only in _freeze/ (effgen snapshot): bring them back first.
+    thawed = thaw(project_root(), args.profile, CHAPTER)
+    if thawed:
+        print(f"thawed {thawed} file(s) of {CHAPTER} from _freeze/{args.profile}/", flush=True)
     data = gan_dataset(values["dataset"], "train", allow_stand_in=values["allow_stand_in"])
     folder = run_folder(runs_dir(args.profile, CHAPTER), args.run, config)
     print(f"{args.run}: {config.steps:,} steps into {Path(folder).relative_to(project_root())} "

@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.addnist import SOURCES, load_addnist, verify_recipe
-from ..data.addnist_format import export_addnist_folder, read_addnist_folder
-from ..data.addnist_recipe import OFFICIAL_SIZES
+from ..data.addnist_recipe import OFFICIAL_SIZES, SOURCES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          default=list(OFFICIAL_SIZES), help="images per split of a rebuilt set "
                                                             "(default: the official 45000 15000 10000)")
     addnist.add_argument("--no-download", action="store_true", help="never touch the network")
+    addnist.add_argument("--retry-download", action="store_true",
+                         help="with auto: try the downloads even though a recent attempt failed (a failure "
+                              "is remembered for 6 hours in <data>/.offline-verdicts.json)")
     addnist.set_defaults(func=_addnist)
 
     check = commands.add_parser("check", help="validate an AddNIST folder; non-zero exit on any defect")
@@ -47,9 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _addnist(args: argparse.Namespace) -> int:
+    from ..data.addnist import load_addnist
+    from ..data.addnist_format import export_addnist_folder
+
     rebuilt = args.source in ("mnist", "mnist-5k")
     data = load_addnist(args.source, seed=args.seed, sizes=tuple(args.sizes), download=not args.no_download,
-                        folder=args.out if rebuilt else None)
+                        folder=args.out if rebuilt else None, retry_download=args.retry_download)
     export_addnist_folder(data, args.out)
     sizes = ", ".join(f"{split} {n:,}" for split, n in data.sizes.items())
     print(f"wrote {args.out}: {data.provenance['dataset']} ({sizes})")
@@ -59,6 +63,9 @@ def _addnist(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from ..data.addnist import verify_recipe
+    from ..data.addnist_format import read_addnist_folder
+
     data = read_addnist_folder(args.folder)
     sizes = ", ".join(f"{split} {n:,}" for split, n in data.sizes.items())
     print(f"{args.folder}: valid AddNIST format ({sizes}); {data.provenance.get('dataset', '?')}")

@@ -4,6 +4,10 @@ Each side is one of: ``dataset:split`` (e.g. ``cifar10:test``, any name ``effgen
 knows), a folder of images, a statistics ``.npz`` (ours or pytorch-fid's), or a generator
 checkpoint ``.pt`` written by ``effgen.gan.save_generator``. Dataset and folder statistics
 are cached under ``<data>/fid-stats/`` by content, so a second call reuses them.
+
+A generator samples the way its file records (``sample_mode``: the faithful recipe's G ran in
+train mode, in batches of its training batch size); ``--sample-mode`` overrides that, and the
+JSON output says which mode each generator side used.
 """
 from __future__ import annotations
 
@@ -12,9 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..device import pick_device
 from ..errors import DataError, ParamsError
 from ..paths import data_root
 
@@ -37,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=50, help="Inception batch size")
     parser.add_argument("--stats-dir", type=Path, default=None,
                         help="cache for dataset statistics (default: <data>/fid-stats)")
+    parser.add_argument("--sample-mode", choices=("recorded", "train", "eval"), default="recorded",
+                        help="BatchNorm mode of a generator side: as its file records (default; the "
+                             "faithful recipe: train mode at its batch size), train, or eval")
     parser.set_defaults(func=run)
 
 
@@ -58,25 +62,25 @@ def side_kind(spec: str) -> str:
     return kind
 
 
-def load_side(spec: str, n: int | None, seed: int, device: torch.device, batch_size: int,
-              stats_dir: Path):
+def load_side(spec: str, n: int | None, seed: int, device: Any, batch_size: int,
+              stats_dir: Path, sample_mode: str = "recorded") -> tuple[Any, dict[str, Any] | None]:
+    """The FID statistics of one side, and for a generator how it was sampled (else None)."""
     from ..metrics.fid import FidStats, image_set_stats, inception_features
 
     kind = side_kind(spec)
     if kind == "stats":
-        return FidStats.load(Path(spec).expanduser())
+        return FidStats.load(Path(spec).expanduser()), None
     if kind == "generator":
-        from ..gan import generated_images, load_generator
+        from ..gan.sampling import sample_saved_generator
 
         path = Path(spec).expanduser()
-        extra: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True).get("extra", {})
-        output_range = str(extra.get("output_range", "minus_one_one"))
         count = n or DEFAULT_GENERATED
-        images = generated_images(load_generator(path, device), count, seed, device, output_range)
-        provenance = {"generator": str(path), "seed": seed, "output_range": output_range,
+        images, sampling, extra = sample_saved_generator(path, count, seed, device,
+                                                         None if sample_mode == "recorded" else sample_mode)
+        provenance = {"generator": str(path), "seed": seed, **sampling.as_dict(),
                       **{k: extra[k] for k in ("recipe", "steps", "dataset") if k in extra}}
         features = inception_features(images, device, batch_size, desc=f"Inception: {path.name}")
-        return FidStats.from_features(features, provenance)
+        return FidStats.from_features(features, provenance), sampling.as_dict()
     from ..data import images as load_images
 
     if kind == "folder":
@@ -84,10 +88,11 @@ def load_side(spec: str, n: int | None, seed: int, device: torch.device, batch_s
     else:
         name, split = spec.rsplit(":", 1)
         image_set = load_images(name, split)
-    return image_set_stats(image_set, stats_dir, n=n, seed=seed, device=device, batch_size=batch_size)
+    return image_set_stats(image_set, stats_dir, n=n, seed=seed, device=device, batch_size=batch_size), None
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..device import pick_device
     from ..metrics.fid import frechet_distance, sample_caveats
 
     if args.n is not None and args.n < 2:
@@ -98,9 +103,14 @@ def run(args: argparse.Namespace) -> int:
         side_kind(spec)  # fail on a bad side before computing the other one
     device = pick_device(args.device)
     stats_dir = args.stats_dir or data_root() / "fid-stats"
-    real = load_side(args.real, args.n, args.seed, device, args.batch_size, stats_dir)
-    fake = load_side(args.fake, args.n, args.seed, device, args.batch_size, stats_dir)
-    result = {"fid": frechet_distance(real, fake), "n_real": real.n, "n_fake": fake.n,
-              "notes": sample_caveats(real.n, fake.n)}
+    real, real_sampling = load_side(args.real, args.n, args.seed, device, args.batch_size, stats_dir,
+                                    args.sample_mode)
+    fake, fake_sampling = load_side(args.fake, args.n, args.seed, device, args.batch_size, stats_dir,
+                                    args.sample_mode)
+    result: dict[str, Any] = {"fid": frechet_distance(real, fake), "n_real": real.n, "n_fake": fake.n,
+                              "notes": sample_caveats(real.n, fake.n)}
+    for side, sampling in (("real", real_sampling), ("fake", fake_sampling)):
+        if sampling is not None:  # a generator side: which BatchNorm mode and batch size drew it
+            result[f"{side}_sampling"] = sampling
     print(json.dumps(result))
     return 0

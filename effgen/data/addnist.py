@@ -12,7 +12,11 @@ and reused while they validate and match the request.
 """
 from __future__ import annotations
 
+import datetime
+import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,7 @@ from .addnist_recipe import (
     MNIST_STD,
     OFFICIAL_SIZES,
     RECIPE_VERSION,
+    SOURCES,
     assemble,
     normalise,
     sample_split,
@@ -46,7 +51,6 @@ from .download import root_cause
 
 log = logging.getLogger(__name__)
 
-SOURCES: tuple[str, ...] = ("auto", "official", "mnist", "mnist-5k")
 AUTO_ORDER: tuple[str, ...] = ("official", "mnist", "mnist-5k")
 REQUESTED = "AddNIST (official)"
 POOL_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
@@ -69,29 +73,96 @@ def cache_folder(source: str, seed: int, sizes: tuple[int, int, int] | None = No
 
 def load_addnist(source: str = "auto", root: Path | None = None, seed: int = 0,
                  sizes: tuple[int, int, int] | None = None, download: bool = True,
-                 folder: Path | None = None) -> AddNIST:
+                 folder: Path | None = None, retry_download: bool = False) -> AddNIST:
     """AddNIST from ``source``; ``root`` is the data folder (default ``data_root()``).
 
     ``folder`` overrides where the chosen source's files live (the CLI's ``--out``).
+    ``auto`` remembers a failed download in the data folder (``OFFLINE_VERDICTS``) and does not
+    try that download again for ``OFFLINE_VERDICT_SECONDS``; ``retry_download=True`` (or the
+    environment variable ``EFFGEN_RETRY_DOWNLOADS=1``) tries anyway. A named source always tries.
     """
     if source not in SOURCES:
         raise DataError(f"unknown AddNIST source {source!r}; choose one of {', '.join(SOURCES)}")
     sizes = _check_sizes(sizes)
     if source != "auto":
         return _load_one(source, root, seed, sizes, download, folder, reason=_explicit_reason(source))
+    retry_download = retry_download or os.environ.get("EFFGEN_RETRY_DOWNLOADS", "") not in ("", "0")
+    verdicts = OfflineVerdicts(Path(root) if root is not None else data_root())
     failures: list[str] = []
     for candidate in AUTO_ORDER:
         reason = "; ".join(failures)
         reason = reason[:1].upper() + reason[1:]
+        remembered = None if retry_download or not download else verdicts.recent(candidate)
         try:
-            return _load_one(candidate, root, seed, sizes, download, folder, reason=reason)
+            data = _load_one(candidate, root, seed, sizes, download and remembered is None, folder, reason=reason)
         except DataError as err:
             if candidate == "official" and addnist_official.official_files_present(
                     folder or cache_folder("official", seed, sizes, root)):
                 raise  # the user's own official files are broken: say so, never paper over it
-            failures.append(f"{UNAVAILABLE[candidate]} ({root_cause(err)})")
+            if remembered is not None:
+                failures.append(f"{UNAVAILABLE[candidate]} ({remembered})")
+            else:
+                failures.append(f"{UNAVAILABLE[candidate]} ({root_cause(err)})")
+                if download and candidate in DOWNLOADING:
+                    verdicts.remember(candidate, root_cause(err))
             log.info("AddNIST source %s unavailable, trying the next: %s", candidate, err)
+            continue
+        if download and remembered is None and candidate in DOWNLOADING:
+            verdicts.forget(candidate)  # it worked: the network is back, or the files are here now
+        return data
     raise DataError("no AddNIST source worked: " + "; ".join(failures))
+
+
+DOWNLOADING = ("official", "mnist")  # the candidates that go to the network when their files are absent
+OFFLINE_VERDICT_SECONDS = 6 * 3600
+OFFLINE_VERDICTS = ".offline-verdicts.json"
+
+
+class OfflineVerdicts:
+    """Failed downloads remembered in ``<data>/.offline-verdicts.json``, so ``auto`` does not wait on
+    an unreachable server in every chapter of a book run (2-5 s each). Verdicts expire after
+    ``OFFLINE_VERDICT_SECONDS``; deleting the file, or ``retry_download``, tries again at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / OFFLINE_VERDICTS
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            record = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}  # absent or damaged: as if nothing were remembered
+        return record if isinstance(record, dict) else {}
+
+    def recent(self, name: str) -> str | None:
+        """Why the last download of ``name`` failed, and when, if that was recent; else None."""
+        entry = self._read().get(name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("when"), (int, float)):
+            return None
+        age = time.time() - entry["when"]
+        if not 0 <= age < OFFLINE_VERDICT_SECONDS:
+            return None
+        when = datetime.datetime.fromtimestamp(entry["when"], datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return (f"{entry.get('cause', 'download failed')}; not retried: the download failed at {when}, "
+                f"and EFFGEN_RETRY_DOWNLOADS=1 tries again")
+
+    def remember(self, name: str, cause: str) -> None:
+        record = self._read()
+        record[name] = {"when": time.time(), "cause": cause}
+        self._write(record)
+
+    def forget(self, name: str) -> None:
+        record = self._read()
+        if record.pop(name, None) is not None:
+            self._write(record)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(record, indent=1))
+            tmp.replace(self.path)
+        except OSError as err:  # a read-only data folder only costs the retries this file saves
+            log.info("could not record the download verdict in %s: %s", self.path, err)
 
 
 UNAVAILABLE = {

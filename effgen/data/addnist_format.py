@@ -1,7 +1,7 @@
 """The one AddNIST file format, its writer and its (validating) reader.
 
 A folder holds the official six files, ``{train,valid,test}_{x,y}.npy`` (x float32
-(N, 3, 28, 28), y int64 (N,)), and ``provenance.json``: where the data came from, the size
+(N, 3, 28, 28), y int64 (N,); labels of any integer type are read and cast to int64), and ``provenance.json``: where the data came from, the size
 and sha256 of every file, and for rebuilt sets the digit indices behind every image.
 Every source writes this format, so this module is the only reader.
 """
@@ -70,8 +70,8 @@ def validate_split(split: str, x: np.ndarray, y: np.ndarray, folder: Path) -> No
         raise DataError(f"{x_file}: dtype {x.dtype}, expected float32")
     if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
         raise DataError(f"{x_file}: shape {x.shape}, expected (N, 3, 28, 28)")
-    if y.dtype != np.int64:
-        raise DataError(f"{y_file}: dtype {y.dtype}, expected int64")
+    if not np.issubdtype(y.dtype, np.integer):  # any width or signedness; readers cast to int64
+        raise DataError(f"{y_file}: dtype {y.dtype}, expected integer labels (int64 in the official release)")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise DataError(f"{y_file}: shape {y.shape}, expected ({x.shape[0]},) to match {x_file.name}")
     if x.shape[0] == 0:
@@ -84,7 +84,7 @@ def validate_split(split: str, x: np.ndarray, y: np.ndarray, folder: Path) -> No
                         f"{VALUE_RANGE}; were the digits normalised (mean 0.1307, std 0.3081)?")
     if y.min() < 0 or y.max() >= N_CLASSES:
         raise DataError(f"{y_file}: labels span {int(y.min())}..{int(y.max())}, expected 0..{N_CLASSES - 1}")
-    _check_balance(y, y_file)
+    _check_balance(y.astype(np.int64), y_file)  # in range now, so the cast is exact (bincount refuses uint64)
 
 
 def _check_balance(y: np.ndarray, y_file: Path) -> None:
@@ -124,7 +124,7 @@ def read_addnist_folder(folder: Path, verify_checksums: bool = True) -> AddNIST:
     for split in SPLITS:
         x, y = load_npy(folder / f"{split}_x.npy"), load_npy(folder / f"{split}_y.npy")
         validate_split(split, x, y, folder)
-        tensors[split] = (torch.from_numpy(x), torch.from_numpy(y))
+        tensors[split] = (torch.from_numpy(x), torch.from_numpy(y.astype(np.int64, copy=False)))
     record = record if record is not None else _unrecorded(folder)
     digits = record.get("digit_indices")
     indices = None
@@ -162,6 +162,7 @@ def write_addnist_folder(folder: Path, splits: dict[str, tuple[np.ndarray, np.nd
         for split in SPLITS:
             x, y = splits[split]
             validate_split(split, x, y, staging)
+            y = y.astype(np.int64, copy=False)  # what every effgen-written folder stores
             for part, array in (("x", x), ("y", y)):
                 path = staging / f"{split}_{part}.npy"
                 np.save(path, array, allow_pickle=False)

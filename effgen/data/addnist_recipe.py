@@ -14,6 +14,8 @@ MNIST_STD = 0.3081
 N_CLASSES = 20
 OFFICIAL_SIZES: tuple[int, int, int] = (45_000, 15_000, 10_000)
 RECIPE_VERSION = "addnist-recipe-1"
+# Where AddNIST can come from (effgen.data.addnist); kept here, free of torch, for the CLI's --help.
+SOURCES: tuple[str, ...] = ("auto", "official", "mnist", "mnist-5k")
 
 
 def normalise(digits01: np.ndarray) -> np.ndarray:

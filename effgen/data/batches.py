@@ -6,7 +6,8 @@ RNG) is a small dict, so a resumed run continues with exactly the batches it wou
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -70,4 +71,4 @@ class InMemoryBatches:
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])
         self._order = state["order"].to(self.tensors[0].device)
-        self.generator.set_state(state["rng"])
+        self.generator.set_state(state["rng"].cpu())  # a CPU generator takes CPU ByteTensors only

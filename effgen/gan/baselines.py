@@ -27,6 +27,7 @@ class FCGenerator(nn.Module):
         super().__init__()
         h1, h2 = hidden
         self.latent_dim = latent_dim
+        self.hidden = hidden
         self.net = nn.Sequential(
             nn.Linear(latent_dim, h1),  # (N, 128)
             nn.ReLU(inplace=True),

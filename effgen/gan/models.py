@@ -12,15 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import DataError
+from ..checkpoints import atomic_write, load_module_state, read_checkpoint
+from ..errors import CheckpointError, ParamsError
 
 LATENT_DIM = 100
 
 
 class Generator(nn.Module):
     """z (N, 100, 1, 1) -> image (N, 3, 32, 32) in [-1, 1]."""
-
-    kind = "dcgan"  # recorded by ``save_generator``
 
     def __init__(self, latent_dim: int = LATENT_DIM, widths: tuple[int, int, int] = (96, 64, 48)) -> None:
         super().__init__()
@@ -96,37 +95,83 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
+# The ``architecture`` a generator file records, and how many entries its shape list has.
+GENERATOR_SHAPES = {"dcgan": ("widths", 3), "resnet": ("widths", 4), "fc": ("hidden", 2)}
+GENERATOR_KINDS = tuple(GENERATOR_SHAPES)
+
+
+def generator_kind(generator: nn.Module) -> str:
+    """Which architecture ``save_generator`` records for ``generator``: "dcgan", "resnet" or "fc"."""
+    from .baselines import FCGenerator  # imported here: baselines imports this module
+    from .resnet import ResNetGenerator
+
+    if isinstance(generator, Generator):
+        return "dcgan"
+    if isinstance(generator, ResNetGenerator):
+        return "resnet"
+    if isinstance(generator, FCGenerator):
+        return "fc"
+    raise ParamsError(f"save_generator stores DCGAN, ResNet and FC generators, not {type(generator).__name__}")
+
+
 def save_generator(generator: nn.Module, path: Path, extra: dict[str, Any] | None = None) -> None:
     """A weights-only checkpoint: the state dict plus plain-typed metadata, written atomically.
 
-    ``architecture`` names the generator class (``"dcgan"``: ``Generator``; ``"resnet"``:
-    ``effgen.gan.resnet.ResNetGenerator``) so that ``load_generator`` rebuilds either; files
-    written before it existed hold DCGAN generators and load as such.
+    A DCGAN or ResNet file holds ``latent_dim`` and ``widths``, as DCGAN files always have; an
+    FC-GAN file holds ``hidden`` instead. Each names its ``architecture`` (files without one are
+    DCGAN files), so ``load_generator`` rebuilds the right class.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    kind = generator_kind(generator)
+    shape_key, _ = GENERATOR_SHAPES[kind]
+    payload: dict[str, Any] = {
+        "architecture": kind,
         "state_dict": generator.state_dict(),
-        "architecture": getattr(generator, "kind", "dcgan"),
         "latent_dim": generator.latent_dim,
-        "widths": list(generator.widths),
         "extra": extra or {},
+        shape_key: list(getattr(generator, shape_key)),
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+
+
+def read_generator_file(path: Path) -> dict[str, Any]:
+    """The checked payload of a generator file (on the CPU); a damaged or foreign file raises ``CheckpointError``."""
+    payload = read_checkpoint(path, "generator file", ("state_dict", "latent_dim"))
+    kind = payload.get("architecture", "dcgan")
+    if kind not in GENERATOR_SHAPES:
+        raise CheckpointError(f"{path}: generator architecture {kind!r} is unknown; "
+                              f"expected one of {', '.join(GENERATOR_KINDS)}")
+    shape_key, shape_length = GENERATOR_SHAPES[kind]
+    shape = payload.get(shape_key)
+    if (not isinstance(shape, (list, tuple)) or not all(isinstance(w, int) and w > 0 for w in shape)
+            or len(shape) != shape_length):
+        raise CheckpointError(f"{path}: not an effgen generator file ({shape_key} is {shape!r})")
+    if not isinstance(payload["latent_dim"], int) or payload["latent_dim"] < 1:
+        raise CheckpointError(f"{path}: not an effgen generator file (latent_dim is {payload['latent_dim']!r})")
+    if not isinstance(payload.get("extra", {}), dict):
+        raise CheckpointError(f"{path}: not an effgen generator file (its metadata is not a mapping)")
+    return payload
+
+
+def generator_extra(path: Path) -> dict[str, Any]:
+    """The metadata saved with a generator (recipe, steps, output_range, sample_mode, batch_size...)."""
+    return dict(read_generator_file(path).get("extra", {}))
 
 
 def load_generator(path: Path, device: torch.device | str = "cpu") -> nn.Module:
-    """The generator in a ``save_generator`` file, on ``device``, in eval mode."""
-    from .resnet import ResNetGenerator
+    """A saved DCGAN ``Generator``, ``ResNetGenerator`` or ``FCGenerator``, on ``device`` and in eval mode."""
+    payload = read_generator_file(path)
+    kind = payload.get("architecture", "dcgan")
+    if kind == "dcgan":
+        generator: nn.Module = Generator(payload["latent_dim"], tuple(payload["widths"]))
+    elif kind == "resnet":
+        from .resnet import ResNetGenerator
 
-    payload = torch.load(path, map_location=device, weights_only=True)
-    classes = {"dcgan": Generator, "resnet": ResNetGenerator}
-    architecture = payload.get("architecture", "dcgan")
-    if architecture not in classes:
-        raise DataError(f"{path}: unknown generator architecture {architecture!r}")
-    generator = classes[architecture](payload["latent_dim"], tuple(payload["widths"]))
-    generator.load_state_dict(payload["state_dict"])
+        generator = ResNetGenerator(payload["latent_dim"], tuple(payload["widths"]))
+    else:
+        from .baselines import FCGenerator
+
+        generator = FCGenerator(payload["latent_dim"], tuple(payload["hidden"]))
+    load_module_state(generator, payload["state_dict"], Path(path), "generator")
     return generator.to(device).eval()
 
 

@@ -57,8 +57,6 @@ class ResNetGenerator(nn.Module):
     block (8x8, 16x16, 32x32).
     """
 
-    kind = "resnet"  # recorded by ``save_generator`` so ``load_generator`` rebuilds this class
-
     def __init__(self, latent_dim: int = DEFAULT_LATENT_DIM,
                  widths: tuple[int, int, int, int] = (64, 64, 64, 64)) -> None:
         super().__init__()

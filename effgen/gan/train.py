@@ -43,9 +43,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..budget import GAN_LIMITS, BudgetReport, check_budget, count_params
+from ..checkpoints import atomic_write, load_module_state, read_checkpoint
 from ..data.batches import InMemoryBatches
 from ..device import memory_format
-from ..errors import DataError, ParamsError
+from ..errors import CheckpointError, DataError, ParamsError
 from ..progress import progress
 from ..seeding import seed_everything
 from .augment import flip_and_crop
@@ -53,7 +54,7 @@ from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic, gradient_p
 from .diffaugment import diff_augment, parse_policy
 from .ema import ModelEma
 from .losses import hinge_d_loss, hinge_g_loss
-from .models import LATENT_DIM, Discriminator, Generator, dcgan_init_, save_generator
+from .models import LATENT_DIM, Discriminator, Generator, dcgan_init_, read_generator_file, save_generator
 from .resnet import ResNetDiscriminator, ResNetGenerator
 from .spectral import spectral_norm_
 
@@ -69,7 +70,9 @@ RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
 # they are left out of the run-folder key, and a checkpoint without them reads as having it.
 LATER_SETTINGS: dict[str, Any] = {"spectral_norm": False, "diffaugment": "", "ema_decay": 0.0}
 # Generators that ``save_generator`` can write and ``load_generator`` rebuild.
-SAVABLE_GENERATORS = (Generator, ResNetGenerator)
+SAVABLE_GENERATORS = (Generator, ResNetGenerator, FCGenerator)
+CHECKPOINT_KEYS = ("config", "step", "generator", "discriminator", "opt_g", "opt_d", "schedulers", "batches",
+                   "noise", "augment_rng", "history", "dataset")
 
 
 @dataclass(frozen=True)
@@ -588,7 +591,7 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
 
     With ``run_dir`` the run keeps ``checkpoint.pt`` (full state), ``history.csv``,
     ``samples/step-NNNNNN.png`` and, once finished, ``generator.pt`` (``save_generator``
-    format, for DCGAN and ResNet generators). With an EMA (``ema_decay`` > 0) ``generator.pt``
+    format, for the DCGAN, ResNet and FC generators). With an EMA (``ema_decay`` > 0) ``generator.pt``
     and ``GanRun.generator`` hold the EMA weights, and ``generator-raw.pt`` and
     ``GanRun.raw_generator`` the trained ones. Calling again with the same config continues from the
     checkpoint; a finished run is reloaded without training. Only ``steps`` and
@@ -598,23 +601,19 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     device = torch.device(device)
     budget = check_gan_budget(config)  # raises BudgetError before any data moves
     _validate_images(images, config)
+    if run_dir is not None and (frozen := _reload_frozen_run(config, Path(run_dir), device, budget, provenance)):
+        return frozen
     trainer = _Trainer(config, images, device)
     dataset = str((provenance or {}).get("dataset", ""))
     checkpoint = run_dir / "checkpoint.pt" if run_dir else None
     if checkpoint and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if changed := _compatible(state["config"], config):
-            raise ParamsError(
-                f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
-                "choose another run folder or delete it to start afresh")
-        if dataset and state["dataset"] and dataset != state["dataset"]:
-            raise ParamsError(f"{run_dir} holds a run trained on {state['dataset']}, not {dataset}; "
-                              "choose another run folder or delete it to start afresh")
-        dataset = dataset or state["dataset"]
-        if state["step"] > config.steps:
-            raise ParamsError(f"{run_dir} already holds {state['step']:,} steps, more than the "
-                              f"{config.steps:,} asked for; ask for at least that many")
-        trainer.load_state_dict(state)
+        # Onto the CPU whatever the device: the RNG states must stay CPU ByteTensors (effgen.checkpoints).
+        state = read_checkpoint(checkpoint, "GAN checkpoint", CHECKPOINT_KEYS)
+        try:
+            dataset = _resume(trainer, state, config, run_dir, dataset)
+        except (KeyError, IndexError, RuntimeError, ValueError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"{checkpoint}: a damaged GAN checkpoint ({type(err).__name__}: "
+                                  f"{' '.join(str(err).split())[:120]}); delete it to start afresh") from None
     resumed_from = len(trainer.rows)
     target = config.steps if stop_at is None else min(stop_at, config.steps)
     samples = _existing_samples(run_dir)
@@ -648,6 +647,71 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     return run
 
 
+def _reload_frozen_run(config: GanConfig, run_dir: Path, device: torch.device, budget: BudgetReport,
+                       provenance: Mapping[str, Any] | None) -> GanRun | None:
+    """A finished run kept without ``checkpoint.pt`` (``effgen.freeze`` drops it), reloaded untrained; else None.
+
+    Such a folder holds ``history.csv``, ``config.json``, the sample grids and the generator's
+    weights, in ``generator.pt`` or, for generators ``save_generator`` cannot store, in
+    ``final.pt`` (``{"format", "config", "step", "dataset", "generator"}``). The generator and
+    the history come back; the discriminator is freshly built from the seed, *not* restored,
+    and the run cannot be continued to more steps.
+    """
+    weights = next((run_dir / name for name in ("generator.pt", "final.pt") if (run_dir / name).is_file()), None)
+    if (run_dir / "checkpoint.pt").exists() or weights is None or not (run_dir / "history.csv").is_file() \
+            or not (run_dir / "config.json").is_file():
+        return None
+    if changed := _compatible(json.loads((run_dir / "config.json").read_text()), config):
+        raise ParamsError(f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
+                          "choose another run folder or delete it to start afresh")
+    history = pd.read_csv(run_dir / "history.csv").astype({"step": "int64"})[list(HISTORY_COLUMNS)]
+    if len(history) != config.steps:
+        raise ParamsError(f"{run_dir} holds a finished {len(history):,}-step run kept without its training "
+                          f"state, which cannot become a {config.steps:,}-step run; ask for {len(history):,} "
+                          "steps, or delete the folder to train afresh")
+    if weights.name == "generator.pt":
+        payload = read_generator_file(weights)
+        saved_dataset, state = str(payload.get("extra", {}).get("dataset", "")), payload["state_dict"]
+    else:
+        payload = read_checkpoint(weights, "finished GAN run", ("generator",))
+        saved_dataset, state = str(payload.get("dataset", "")), payload["generator"]
+    dataset = str((provenance or {}).get("dataset", ""))
+    if dataset and saved_dataset and dataset != saved_dataset:
+        raise ParamsError(f"{run_dir} holds a run trained on {saved_dataset}, not {dataset}; "
+                          "choose another run folder or delete it to start afresh")
+    seed_everything(config.seed)
+    generator, discriminator = build_models(config)
+    raw_generator = None
+    if config.ema_decay > 0 and (run_dir / "generator-raw.pt").is_file():
+        # generator.pt holds the EMA weights; the trained ones are kept beside them.
+        raw_generator = copy.deepcopy(generator)
+        load_module_state(raw_generator, read_generator_file(run_dir / "generator-raw.pt")["state_dict"],
+                          run_dir / "generator-raw.pt", "generator")
+        raw_generator.to(device).train()
+    load_module_state(generator, state, weights, "generator")
+    generator.to(device).train()
+    discriminator.to(device).train()
+    return GanRun(config=config, generator=generator, discriminator=discriminator, history=history,
+                  run_dir=run_dir, budget=budget, resumed_from=len(history), seconds=0.0,
+                  samples=_existing_samples(run_dir), dataset=dataset or saved_dataset, raw_generator=raw_generator)
+
+
+def _resume(trainer: _Trainer, state: dict[str, Any], config: GanConfig, run_dir: Path, dataset: str) -> str:
+    """Check a saved run against ``config`` and load it into ``trainer``; returns the run's dataset."""
+    if changed := _compatible(state["config"], config):
+        raise ParamsError(
+            f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
+            "choose another run folder or delete it to start afresh")
+    if dataset and state["dataset"] and dataset != state["dataset"]:
+        raise ParamsError(f"{run_dir} holds a run trained on {state['dataset']}, not {dataset}; "
+                          "choose another run folder or delete it to start afresh")
+    if state["step"] > config.steps:
+        raise ParamsError(f"{run_dir} already holds {state['step']:,} steps, more than the "
+                          f"{config.steps:,} asked for; ask for at least that many")
+    trainer.load_state_dict(state)
+    return dataset or str(state["dataset"])
+
+
 def _existing_samples(run_dir: Path | None) -> dict[int, Path]:
     if not run_dir or not (run_dir / "samples").is_dir():
         return {}
@@ -664,8 +728,9 @@ def _atomic_save(payload: Any, path: Path) -> None:
 def _write_outputs(run: GanRun) -> None:
     assert run.run_dir is not None
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    run.history.to_csv(run.run_dir / "history.csv", index=False)
-    (run.run_dir / "config.json").write_text(json.dumps(run.config.as_dict(), indent=2))
+    atomic_write(run.run_dir / "history.csv", lambda tmp: run.history.to_csv(tmp, index=False))
+    text = json.dumps(run.config.as_dict(), indent=2)
+    atomic_write(run.run_dir / "config.json", lambda tmp: tmp.write_text(text))
     if run.finished and isinstance(run.generator, SAVABLE_GENERATORS):
         save_generator(run.generator, run.run_dir / "generator.pt", extra=generator_metadata(run))
         if run.raw_generator is not run.generator:  # an EMA run keeps the trained weights too
@@ -682,8 +747,10 @@ def generator_metadata(run: GanRun) -> dict[str, Any]:
         "dataset": run.dataset,
         "output_range": run.config.output_range,
         "sample_mode": run.config.sample_mode,
-        "params_g_plus_d": run.budget.params,
+        "batch_size": run.config.batch_size,  # train-mode sampling normalises batches of this size
+        "augment": run.config.augment,
         "architecture": run.config.architecture,
+        "params_g_plus_d": run.budget.params,
         "weights": "ema" if run.raw_generator is not run.generator else "raw",
         "ema_decay": run.config.ema_decay,
     }

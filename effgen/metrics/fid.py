@@ -14,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +29,7 @@ from torch import nn
 from ..device import memory_format
 from ..errors import DataError
 from ..progress import progress
-from .inception_weights import ensure_inception_weights
+from .inception_weights import fid_inception_network
 
 FEATURE_DIM = 2048
 TTUR_MIN_N = 10_000          # Heusel et al. advise at least this many samples per side
@@ -46,11 +49,11 @@ def quantise(images01: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=2)
 def _inception(device: str) -> nn.Module:
-    ensure_inception_weights()  # pytorch-fid then loads its cached file, never downloading
     from pytorch_fid.inception import InceptionV3
 
     device_ = torch.device(device)
-    net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIM]]).eval().to(device_)
+    # pytorch-fid's network with the resolved weights file loaded explicitly: never a download.
+    net = fid_inception_network(InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIM]).to(device_)
     return net.to(memory_format=memory_format(device_))
 
 
@@ -110,14 +113,25 @@ class FidStats:
         """Our files, or pytorch-fid's own (``mu`` and ``sigma`` only: ``n`` is then unknown)."""
         try:
             with np.load(path, allow_pickle=False) as data:
+                if not hasattr(data, "files"):  # a bare .npy saved under an .npz name
+                    raise ValueError("a single array, not an .npz archive")
                 mu, sigma = data["mu"], data["sigma"]
                 n = int(data["n"]) if "n" in data.files else -1
                 provenance = json.loads(str(data["provenance"])) if "provenance" in data.files else {}
                 features = data["features"] if "features" in data.files else None
-        except (OSError, ValueError, KeyError) as err:
-            raise DataError(f"{path}: not a FID statistics file (needs arrays mu and sigma): {err}") from err
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as err:
+            reason = " ".join(str(err).split())[:120]
+            raise DataError(f"{path}: not a FID statistics file, or a damaged one (needs arrays mu and sigma; "
+                            f"{type(err).__name__}: {reason})") from None
         if mu.shape != (FEATURE_DIM,) or sigma.shape != (FEATURE_DIM, FEATURE_DIM):
             raise DataError(f"{path}: mu {mu.shape} / sigma {sigma.shape} are not 2048-d Inception statistics")
+        if not isinstance(provenance, dict):
+            raise DataError(f"{path}: its provenance is not a JSON object")
+        if features is not None and (features.ndim != 2 or features.shape[1] != FEATURE_DIM
+                                     or (n > 0 and len(features) != n)):
+            raise DataError(f"{path}: features {features.shape} do not match n = {n} 2048-d samples")
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise DataError(f"{path}: mu or sigma holds NaN or infinite values")
         provenance.setdefault("source", str(path))
         return cls(mu.astype(np.float64), sigma.astype(np.float64), n if n > 0 else None, provenance, features)
 
@@ -211,9 +225,17 @@ def cached_stats(images01: torch.Tensor, provenance: dict[str, Any], cache_dir: 
     name = "-".join(str(provenance[k]) for k in ("dataset", "split") if provenance.get(k)) or "images"
     path = Path(cache_dir) / f"{_slug(name)}-n{len(pixels)}-{key.hexdigest()[:12]}.npz"
     if path.is_file():
-        stats = FidStats.load(path)
-        stats.provenance["cached"] = str(path)
-        return stats
+        try:
+            stats = FidStats.load(path)
+        except DataError as err:
+            warnings.warn(f"recomputing damaged FID statistics cache: {err}", stacklevel=2)
+        else:
+            if stats.n == len(pixels) and stats.features is not None:
+                stats.provenance["cached"] = str(path)
+                return stats
+            warnings.warn(f"recomputing FID statistics cache {path}: it holds {stats.n} samples "
+                          f"{'without' if stats.features is None else 'with'} features, not {len(pixels)}",
+                          stacklevel=2)
     features = inception_features(pixels, device, batch_size, desc=f"Inception: {name}")
     provenance.update(n=len(pixels), content_sha1=key.hexdigest())
     stats = FidStats.from_features(features, provenance)

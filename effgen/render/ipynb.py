@@ -25,6 +25,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMAGE_MIMES = ("image/png", "image/svg+xml", "image/jpeg", "image/gif")
 _FIGURE_FENCE = "::::::::"
 _CAPTION_FENCE = ":::::"
+_FOLD_FENCE = ":::::::"
+CODE_FOLD_CLASS = "effgen-code-fold"  # a folded code block: <details> in HTML, small type in the PDF
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def _code_cell(cell: dict[str, Any], index: int, ctx: CellContext) -> list[str]:
     label = str(options.get("label") or "")
     pieces: list[str] = []
     if options.get("echo", ctx.echo) and code.strip():
-        pieces.append(fenced(code, ctx.language))
+        pieces.append(_folded(fenced(code, ctx.language), options))
     if options.get("output", True) is False:
         return pieces
     show_warnings = bool(options.get("warning", ctx.warning))
@@ -184,6 +186,20 @@ def _code_cell(cell: dict[str, Any], index: int, ctx: CellContext) -> list[str]:
         else:
             pieces += body
     return pieces
+
+
+def _folded(code_block: str, options: dict[str, Any]) -> str:
+    """Quarto's ``code-fold`` (true: folded, "show": unfolded but foldable) and ``code-summary``.
+
+    The code is wrapped in a ``.effgen-code-fold`` div that each writer turns into its own form,
+    so the reader can still open the code (e.g. the parameters behind a chapter's numbers).
+    """
+    fold = options.get("code-fold", False)
+    if fold not in (True, "true", "show"):
+        return code_block
+    summary = str(options.get("code-summary") or "Code").replace("\\", "\\\\").replace('"', '\\"')
+    shown = ' open="true"' if fold == "show" else ""
+    return f'{_FOLD_FENCE} {{.{CODE_FOLD_CLASS} summary="{summary}"{shown}}}\n{code_block}\n{_FOLD_FENCE}'
 
 
 def _labelled(outputs: list[_Output], kind: str, label: str, css: str, caption: str, missing: str,

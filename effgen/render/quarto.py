@@ -19,7 +19,7 @@ from .errors import RenderError
 from .ipynb import mark_not_executed, read_notebook
 
 # Big or irrelevant folders: Quarto never reads them for a book built from executed notebooks.
-SKIP = {".git", ".venv", "venv", "_build", "data", "runs", "__pycache__", ".pytest_cache", ".quarto",
+SKIP = {".git", ".venv", "venv", "_build", "_freeze", "data", "runs", "__pycache__", ".pytest_cache", ".quarto",
         "node_modules", ".ipynb_checkpoints", ".ruff_cache"}
 QUARTO_FORMATS = {"html": "html", "pdf": "typst"}
 

@@ -21,7 +21,7 @@ from . import tree
 from .book import Book, Chapter, document
 from .crossref import REF_KEY, resolve_references
 from .errors import RenderError
-from .ipynb import IMAGE_SCHEME
+from .ipynb import CODE_FOLD_CLASS, IMAGE_SCHEME
 from .pandoc import ast_to
 from .tree import Node
 
@@ -60,6 +60,7 @@ def _chapter_blocks(book: Book, chapter: Chapter, work_dir: Path) -> list[Node]:
     resolve_references(blocks, book.registry, lambda target: f"#{target.label}", chapter.source)
     _image_files(blocks, book, work_dir)
     tree.map_block_lists(blocks, _callouts)
+    tree.map_block_lists(blocks, _code_folds)
     return blocks
 
 
@@ -107,6 +108,20 @@ def _callouts(blocks: list[Node]) -> list[Node]:
         out.append(tree.plain([tree.raw_inline("typst", f"#callout(kind: {json.dumps(kind)}, title: ["),
                                *title, tree.raw_inline("typst", "])[")]))
         out += body_div["c"][1]
+        out.append(tree.raw_block("typst", "]"))
+    return out
+
+
+def _code_folds(blocks: list[Node]) -> list[Node]:
+    """Folded code -> ``#code-fold(summary: ...)[code]``: a page cannot fold, so it prints small."""
+    out: list[Node] = []
+    for block in blocks:
+        if block["t"] != "Div" or CODE_FOLD_CLASS not in block["c"][0][1]:
+            out.append(block)
+            continue
+        summary = dict(block["c"][0][2]).get("summary", "Code")
+        out.append(tree.raw_block("typst", f"#code-fold(summary: {_string(summary)})["))
+        out += block["c"][1]
         out.append(tree.raw_block("typst", "]"))
     return out
 

@@ -2,11 +2,14 @@
 from .config import MODELS, ClassifierConfig, build_model
 from .experiments import (
     ClassifierRun,
+    LrPick,
     claim_verdict,
     combine_verdicts,
     confusion,
     histories,
+    pick_lr,
     run_classifier,
+    run_folder,
     run_key,
     run_seeds,
     seed_summary,
@@ -24,8 +27,8 @@ from .loop import (
 )
 
 __all__ = [
-    "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "ClassifierConfig", "ClassifierRun", "TrainResult",
+    "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "ClassifierConfig", "ClassifierRun", "LrPick", "TrainResult",
     "budget_of", "build_model", "claim_verdict", "combine_verdicts", "confusion", "data_fingerprint",
-    "evaluate", "histories", "load_classifier", "run_classifier", "run_key", "run_seeds", "seed_summary",
+    "evaluate", "histories", "load_classifier", "pick_lr", "run_classifier", "run_folder", "run_key", "run_seeds", "seed_summary",
     "spread_text", "train_classifier",
 ]

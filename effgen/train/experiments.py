@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from .. import stats
 from ..budget import BudgetReport
 from .config import ClassifierConfig
 from .loop import data_fingerprint, evaluate, train_classifier
@@ -49,8 +50,12 @@ class ClassifierRun:
 
     @property
     def flag(self) -> str:
-        """A dagger on every run that exceeds the paper's limits on purpose (it says so in its config)."""
-        return "†" if self.config.over_budget_reason or self.budget.over_budget else ""
+        """A dagger on every run that exceeds the paper's limits, as measured when it was built.
+
+        Only the measured budget decides: a config may carry an ``over_budget_reason`` and still
+        fit the limits (the quick profile's "20,000 steps" run takes 400), and then it is no outlier.
+        """
+        return self.budget.flag
 
 
 def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device, out_dir: Path) -> ClassifierRun:
@@ -91,9 +96,51 @@ def run_seeds(config: ClassifierConfig, seeds: Iterable[int], data: Splits, devi
     runs = []
     for seed in seeds:
         seeded = config.replace(seed=seed)
-        folder = Path(root) / f"{name}-seed{seed}-{run_key(seeded, data)}"
-        runs.append(run_classifier(seeded, data, device, folder))
+        runs.append(run_classifier(seeded, data, device, run_folder(seeded, data, root, name)))
     return runs
+
+
+def run_folder(config: ClassifierConfig, data: Splits, root: Path, name: str) -> Path:
+    """Where ``run_seeds`` keeps the run of ``config`` (its seed included): one folder per run."""
+    return Path(root) / f"{name}-seed{config.seed}-{run_key(config, data)}"
+
+
+@dataclass
+class LrPick:
+    """A learning rate picked on validation data from a fixed grid (``pick_lr``)."""
+
+    lr: float
+    factor: float  # lr / the base configuration's lr
+    table: pd.DataFrame  # one row per (factor, seed): factor, lr, seed, val_acc (percent, final epoch)
+
+    def scores(self) -> pd.Series:
+        """Mean final validation accuracy (%) per learning rate."""
+        return self.table.groupby("lr")["val_acc"].mean()
+
+
+def pick_lr(config: ClassifierConfig, factors: Iterable[float], seeds: Iterable[int], data: Splits,
+            device: torch.device, root: Path, name: str) -> LrPick:
+    """Train ``config`` at ``lr x factor`` for each factor and seed; keep the best mean validation score.
+
+    Only the training and validation splits are used, so the test split cannot steer the pick.
+    Runs go to the folders ``run_seeds`` uses, so a later ``run_seeds`` at the picked learning
+    rate reuses them (and only then scores them on test). Ties go to the factor nearest 1, the
+    base learning rate, then to the smaller one. Every configuration given the same factors and
+    seeds gets the same budget: len(factors) x len(seeds) runs of ``config.steps`` steps.
+    """
+    factors, seeds = [float(f) for f in factors], [int(s) for s in seeds]
+    if not factors or not seeds or any(f <= 0 for f in factors):
+        raise ValueError(f"need positive learning-rate factors and at least one seed, got {factors} and {seeds}")
+    rows = []
+    for factor in factors:
+        for seed in seeds:
+            run = config.replace(lr=config.lr * factor, seed=seed)
+            result = train_classifier(run, data.train, data.valid, device, run_folder(run, data, root, name))
+            rows.append({"factor": factor, "lr": run.lr, "seed": seed, "val_acc": 100.0 * result.final_val_acc})
+    table = pd.DataFrame(rows)
+    means = table.groupby("factor")["val_acc"].mean()
+    best = min(means.index, key=lambda f: (-means[f], abs(np.log(f)), f))
+    return LrPick(lr=config.lr * best, factor=float(best), table=table)
 
 
 def run_key(config: ClassifierConfig, data: Splits) -> str:
@@ -122,39 +169,59 @@ def histories(runs: list[ClassifierRun], **labels: Any) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def claim_verdict(summaries: dict[str, dict[str, Any]], champion: str, z: float = 2.0) -> dict[str, Any]:
+def claim_verdict(summaries: dict[str, dict[str, Any]], champion: str, level: float = stats.LEVEL) -> dict[str, Any]:
     """Does ``champion`` beat every rival, beyond seed noise?
 
-    ``summaries`` maps a setting to its ``seed_summary``. The champion is compared with the
-    best rival: the gap in mean accuracy against ``z`` standard errors of that difference
-    (Welch's, from the seed standard deviations). Returns ``verdict`` "yes" (champion ahead
-    by more than the noise), "no" (behind by more than the noise) or "within noise", with
-    the numbers behind it. Fewer than two seeds on either side cannot measure noise: "within noise".
+    ``summaries`` maps a setting to its ``seed_summary``. The champion is tested against each
+    rival with ``stats.compare_seeds``: a paired t-test when both ran the same seeds, else
+    Welch's. The verdict is
+
+    - "yes" when every rival is behind at p < alpha (alpha = 1 - ``level``): an
+      intersection-union test, which needs no correction for the number of rivals;
+    - "no" when some rival is ahead at p < alpha / (number of rivals) (Bonferroni, since any
+      one of several rivals could trigger it);
+    - "cannot tell" when some comparison could not be tested (one seed, or no spread), and no
+      rival is significantly ahead;
+    - "within noise" otherwise.
+
+    Returns the verdict, the comparisons by rival (``stats.Comparison``), the closest rival
+    (highest mean) as ``runner_up`` with its ``comparison`` and ``gap``, and the best setting.
     """
     rivals = {name: s for name, s in summaries.items() if name != champion}
     if champion not in summaries or not rivals:
         raise ValueError(f"need {champion!r} and at least one rival among {sorted(summaries)}")
     mine = summaries[champion]
-    runner_up, theirs = max(rivals.items(), key=lambda item: item[1]["mean"])
-    gap = mine["mean"] - theirs["mean"]
-    measurable = mine["n"] > 1 and theirs["n"] > 1
-    noise = z * (mine["std"] ** 2 / mine["n"] + theirs["std"] ** 2 / theirs["n"]) ** 0.5 if measurable else float("nan")
-    if measurable and gap > noise:
-        verdict = "yes"
-    elif measurable and gap < -noise:
-        verdict = "no"
+    comparisons = {name: stats.compare_seeds(mine["per_seed"], theirs["per_seed"], level)
+                   for name, theirs in rivals.items()}
+    alpha = round(1.0 - level, 12)
+    bonferroni = alpha / len(rivals)
+    if any(c.tested and c.diff < 0 and c.p < bonferroni for c in comparisons.values()):  # type: ignore[operator]
+        verdict = stats.BEHIND
+    elif all(c.verdict == stats.AHEAD for c in comparisons.values()):
+        verdict = stats.AHEAD
+    elif any(not c.tested for c in comparisons.values()):
+        verdict = stats.CANNOT
     else:
-        verdict = "within noise"
+        verdict = stats.WITHIN
+    runner_up = max(rivals, key=lambda name: rivals[name]["mean"])
     best = max(summaries, key=lambda name: summaries[name]["mean"])
-    return {"verdict": verdict, "best": best, "runner_up": runner_up, "gap": gap, "noise": noise, "z": z}
+    return {"verdict": verdict, "best": best, "runner_up": runner_up, "gap": mine["mean"] - rivals[runner_up]["mean"],
+            "comparison": comparisons[runner_up], "comparisons": comparisons, "alpha": alpha,
+            "bonferroni_alpha": bonferroni}
 
 
 def combine_verdicts(verdicts: Iterable[str]) -> str:
-    """"yes" only when every comparison says yes, "no" when any says no, else "within noise"."""
+    """One verdict for a claim made on several models: it holds only where it holds on each.
+
+    "yes" only when every verdict is yes; "no" when any is no; else "cannot tell" when any could
+    not be tested; else "within noise".
+    """
     verdicts = list(verdicts)
-    if verdicts and all(v == "yes" for v in verdicts):
-        return "yes"
-    return "no" if "no" in verdicts else "within noise"
+    if verdicts and all(v == stats.AHEAD for v in verdicts):
+        return stats.AHEAD
+    if stats.BEHIND in verdicts:
+        return stats.BEHIND
+    return stats.CANNOT if stats.CANNOT in verdicts or not verdicts else stats.WITHIN
 
 
 def confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int = 20) -> np.ndarray:

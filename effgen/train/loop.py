@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +30,10 @@ import yaml
 from torch import Tensor, nn
 
 from ..budget import CLASSIFIER_LIMITS, BudgetReport, check_budget, count_params
+from ..checkpoints import read_checkpoint
 from ..data.batches import InMemoryBatches
 from ..device import autocast, memory_format
-from ..errors import DataError, EffgenError, ParamsError
+from ..errors import CheckpointError, DataError, EffgenError, ParamsError
 from ..progress import progress
 from ..seeding import seed_everything
 from .config import ClassifierConfig, build_model
@@ -43,6 +43,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yml"
 CHECKPOINT_FORMAT = 1
+RESUME_KEYS = ("config", "data_fingerprint", "model", "rng", "history", "step")
+# Absent from the slim checkpoints effgen.freeze keeps of finished runs; needed to continue a run.
+TRAINING_STATE_KEYS = ("optimizer", "sampler")
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc",
                                     "val_acc_running_mean", "seconds")
 EMA_COLUMNS: tuple[str, ...] = ("val_loss_raw", "val_acc_raw")  # with EMA on: the raw weights' validation scores
@@ -96,8 +99,9 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
     step = 0
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load_state_dict(state["sampler"])
+        if "optimizer" in state:  # a slim checkpoint (effgen.freeze) is a finished run: nothing to resume
+            optimizer.load_state_dict(state["optimizer"])
+            sampler.load_state_dict(state["sampler"])
         _set_rng_state(state["rng"], device)
         history = [dict(row) for row in state["history"]]
         step = int(state["step"])
@@ -253,7 +257,7 @@ def load_classifier(path: Path, device: torch.device | str = "cpu",
     if not path.is_file():
         raise EffgenError(f"{path}: no such checkpoint; train one with `effgen train classifier`")
     device = torch.device(device)
-    payload = _load(path, device)
+    payload = _load(path)
     try:
         config = ClassifierConfig.from_dict(payload["config"])
         model = build_model(config)
@@ -319,9 +323,9 @@ def _rng_state(device: torch.device) -> dict[str, Tensor]:
 
 
 def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())  # set_rng_state takes CPU ByteTensors only
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def _write_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str, budget: BudgetReport,
@@ -362,15 +366,14 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
     tmp.replace(path)
 
 
-def _load(path: Path, device: torch.device) -> dict[str, Any]:
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
-        raise EffgenError(f"{path}: unreadable checkpoint ({type(err).__name__}); "
-                          "delete it to start the run over") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise EffgenError(f"{path}: not an effgen classifier checkpoint (format "
-                          f"{payload.get('format') if isinstance(payload, dict) else '?'})")
+def _load(path: Path, required: tuple[str, ...] = ("config", "model")) -> dict[str, Any]:
+    """A classifier checkpoint, read onto the CPU (its RNG and sampler states must stay CPU tensors)."""
+    payload = read_checkpoint(path, "classifier checkpoint", ("format",))
+    if payload["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an effgen classifier checkpoint (format {payload['format']!r})")
+    if missing := [key for key in required if key not in payload]:
+        raise CheckpointError(f"{path}: a damaged classifier checkpoint (missing {', '.join(missing)}); "
+                              "delete it to start the run over")
     return payload
 
 
@@ -379,8 +382,10 @@ def _read_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str) 
     path = out_dir / CHECKPOINT_FILE
     if not path.is_file():
         return None
-    payload = _load(path, torch.device("cpu"))
+    payload = _load(path, RESUME_KEYS)
     saved = payload["config"]
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: a damaged classifier checkpoint (its config is not a mapping)")
     differences = [f"{key}: saved {saved.get(key)!r}, requested {value!r}"
                    for key, value in config.to_dict().items() if saved.get(key) != value]
     if differences:
@@ -390,4 +395,12 @@ def _read_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str) 
         raise DataError(f"{out_dir} holds a run trained on different data (fingerprint "
                         f"{payload['data_fingerprint']} vs {fingerprint}); use another output folder "
                         "or delete it")
+    missing = [key for key in TRAINING_STATE_KEYS if key not in payload]
+    if missing and len(missing) < len(TRAINING_STATE_KEYS):  # a slim checkpoint drops all of them, never some
+        raise CheckpointError(f"{path}: a damaged classifier checkpoint (missing {', '.join(missing)}); "
+                              "delete it to start the run over")
+    if missing and int(payload["step"]) < config.steps:
+        # effgen.freeze slims only finished runs (weights, history, RNG; no Adam or sampler state).
+        raise CheckpointError(f"{path} has no {' or '.join(missing)} state, at step {payload['step']} of "
+                              f"{config.steps}: it cannot be resumed; delete {out_dir} to train the run again")
     return payload

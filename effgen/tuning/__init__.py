@@ -42,7 +42,7 @@ from .study import (
     trials_frame,
 )
 
-_CLASSIFIER = ("BEST_FILE", "TuningRun", "best_config", "budget_sweep", "check_space_budget",
+_CLASSIFIER = ("BEST_FILE", "Confirmed", "TuningRun", "best_config", "confirm_top", "budget_sweep", "check_space_budget",
                "classifier_trial", "config_tag", "connect", "export_best", "load_best", "log_grid",
                "run_tuning")
 
@@ -53,6 +53,7 @@ __all__ = [
     "PAPER_LAST_ROUND",
     "PAPER_SETTING",
     "Bound",
+    "Confirmed",
     "NarrowingRule",
     "PerTrialSeededSampler",
     "Round",
@@ -64,6 +65,7 @@ __all__ = [
     "check_space_budget",
     "classifier_trial",
     "config_tag",
+    "confirm_top",
     "connect",
     "count_finished",
     "current_round",

@@ -167,6 +167,39 @@ def budget_sweep(base: ClassifierConfig, lrs: Sequence[float], budgets: Sequence
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class Confirmed:
+    """One of the study's top trials, retrained at the full budget and scored on validation."""
+
+    trial: int  # the Optuna trial number
+    trial_val_acc: float  # its score in the study (fraction), at the trial budget
+    val_acc: float  # its score after the confirmation run (fraction), at ``config.steps``
+    config: ClassifierConfig
+
+
+def confirm_top(study: optuna.Study, settings: TuningSettings, k: int, steps: int, train: Split, valid: Split,
+                device: torch.device, out_dir: Path) -> list[Confirmed]:
+    """Retrain the ``k`` best complete trials at ``steps`` and score each on validation, best first.
+
+    Trials shorter than the final budget rank settings by how fast they learn, which is not
+    always how far they get: a low learning rate can lose at 2,000 steps and win at 10,000.
+    Confirming the few best at the full budget, still on validation data only, picks the
+    setting that is best where it will be used. Runs are kept in ``out_dir`` and reused.
+    """
+    train, valid = _pair("train", train), _pair("valid", valid)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise EffgenError(f"study {study.study_name!r} has no complete trial yet; run more trials")
+    ranked = sorted(complete, key=lambda t: (-t.value, t.number))[:max(1, k)]
+    confirmed = []
+    for trial in ranked:
+        config = ClassifierConfig.from_dict({**settings.base_config(), **trial.params, "steps": int(steps)})
+        folder = Path(out_dir) / f"trial{trial.number}-steps{steps}-{config_tag(config)}"
+        result = train_classifier(config, train, valid, device, out_dir=folder)
+        confirmed.append(Confirmed(trial.number, float(trial.value), result.final_val_acc, config))
+    return sorted(confirmed, key=lambda c: (-c.val_acc, c.trial))
+
+
 def config_tag(config: ClassifierConfig) -> str:
     """A short stable name for a configuration, so run folders of different settings never collide."""
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]

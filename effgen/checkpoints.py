@@ -1,0 +1,66 @@
+"""Reading checkpoints safely, and writing any output file atomically.
+
+Every checkpoint is loaded onto the CPU, whatever device the run trains on. Two reasons:
+``torch.Generator.set_state`` accepts only a CPU ``ByteTensor``, so RNG states mapped to CUDA
+break a resume; and ``load_state_dict`` copies each tensor to its parameter's device anyway.
+A file that cannot be read, or lacks what its kind needs, raises a one-line ``CheckpointError``.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError
+
+
+def read_checkpoint(path: Path, kind: str, required: Iterable[str] = ()) -> dict[str, Any]:
+    """``torch.load(path)`` onto the CPU (weights only), checked to be a dict holding ``required``.
+
+    ``kind`` names the file in messages ("GAN checkpoint", "generator file", ...).
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such {kind}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError,
+            zipfile.BadZipFile) as err:
+        reason = " ".join(str(err).split())[:120]
+        raise CheckpointError(f"{path}: unreadable {kind}, truncated or corrupt "
+                              f"({type(err).__name__}: {reason})") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: not an effgen {kind} (it holds a {type(payload).__name__})")
+    if missing := [key for key in required if key not in payload]:
+        raise CheckpointError(f"{path}: not an effgen {kind} (missing {', '.join(missing)})")
+    return payload
+
+
+def load_module_state(module: Any, state: Any, path: Path, kind: str) -> None:
+    """``module.load_state_dict(state)``, with a mismatch reported as a one-line ``CheckpointError``."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as err:
+        first = " ".join(str(err).split())[:160]
+        raise CheckpointError(f"{path}: does not fit this {kind} ({type(err).__name__}: {first})") from None
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a sibling temporary file, then rename it over ``path``.
+
+    A reader sees the old file or the new one, never half of one, even if the run is killed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

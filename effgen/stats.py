@@ -1,0 +1,168 @@
+"""Is a gap between two settings larger than seed noise? Student-t tests over a handful of seeds.
+
+The chapters train each setting with 1-5 seeds. With so few, the normal approximation
+("two standard errors") is far from its nominal 95%: the t critical value on 2 degrees of
+freedom is 4.30, not 1.96. Every comparison here therefore uses Student's t with the actual
+degrees of freedom, and says which test it ran:
+
+- **paired t-test**, when both sides ran the same seeds. A seed fixes the initial weights and
+  the batch order, so the per-seed differences remove that shared part of the noise; df = n - 1.
+- **Welch's t-test** otherwise (different seeds, or different numbers of them), with the
+  Welch-Satterthwaite degrees of freedom.
+
+A test that cannot be run (one seed on a side, or seeds that agree exactly, so the noise
+cannot be estimated) gives the verdict ``"cannot tell"`` and a reason, never a made-up p-value.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from scipy import stats as _scipy
+
+from .errors import EffgenError
+
+LEVEL = 0.95  # confidence level of every interval; the test's two-sided alpha is 1 - LEVEL
+
+# Verdicts, from the first side's point of view.
+AHEAD, BEHIND, WITHIN, CANNOT = "yes", "no", "within noise", "cannot tell"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The difference ``a - b`` of two settings over seeds, and whether it is told from noise."""
+
+    test: str  # "paired t-test", "Welch's t-test" or "none"
+    n_a: int  # seeds of side a (the pairs, for a paired test)
+    n_b: int
+    mean_a: float
+    mean_b: float
+    diff: float  # mean of a minus mean of b (a paired test: the mean per-seed difference, the same number)
+    se: float | None  # standard error of diff
+    t: float | None
+    df: float | None
+    p: float | None  # two-sided
+    ci: tuple[float, float] | None  # LEVEL confidence interval of diff
+    level: float
+    alpha: float  # the threshold p was held against (Bonferroni-adjusted where several tests ask one question)
+    verdict: str  # AHEAD, BEHIND, WITHIN or CANNOT
+    reason: str = ""  # why no test could be run; "" when one was
+
+    @property
+    def tested(self) -> bool:
+        return self.p is not None
+
+    def describe(self, unit: str = " points", digits: int = 2) -> str:
+        """One clause for prose: the test, its numbers, or why there is none."""
+        if not self.tested:
+            return f"no test is possible: {self.reason}"
+        low, high = self.ci  # type: ignore[misc]
+        df = f"{self.df:.0f}" if float(self.df).is_integer() else f"{self.df:.1f}"  # type: ignore[arg-type]
+        seeds = (f"{self.n_a} seed pairs" if self.test == "paired t-test"
+                 else f"{self.n_a} and {self.n_b} seeds")
+        return (f"{self.test} over {seeds}: difference {self.diff:+.{digits}f}{unit}, "
+                f"{self.level:.0%} CI [{low:+.{digits}f}, {high:+.{digits}f}], "
+                f"t = {self.t:.2f} on {df} df, p = {format_p(self.p)}")  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_p(p: float) -> str:
+    """p to two significant digits, or "< 0.001"."""
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL, alpha: float | None = None) -> Comparison:
+    """Welch's unequal-variance t-test of mean(a) - mean(b), df from Welch-Satterthwaite."""
+    a, b = _values(a, "a"), _values(b, "b")
+    level, alpha = _level(level, alpha)
+    mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
+    diff = mean_a - mean_b
+    if len(a) < 2 or len(b) < 2:
+        return _untested("Welch's t-test", len(a), len(b), mean_a, mean_b, level, alpha,
+                         _one_seed_reason(len(a), len(b)))
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return _untested("Welch's t-test", len(a), len(b), mean_a, mean_b, level, alpha,
+                         "every seed gave the same result on both sides, so the seed noise cannot be estimated")
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return _tested("Welch's t-test", len(a), len(b), mean_a, mean_b, diff, se, df, level, alpha)
+
+
+def paired(a: Sequence[float], b: Sequence[float], level: float = LEVEL, alpha: float | None = None) -> Comparison:
+    """Paired t-test of the per-seed differences a[i] - b[i] (the same seed at index i on both sides)."""
+    a, b = _values(a, "a"), _values(b, "b")
+    if len(a) != len(b):
+        raise EffgenError(f"a paired test needs the same seeds on both sides, got {len(a)} and {len(b)} values")
+    level, alpha = _level(level, alpha)
+    mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
+    diffs = [x - y for x, y in zip(a, b)]
+    if len(diffs) < 2:
+        return _untested("paired t-test", len(a), len(b), mean_a, mean_b, level, alpha,
+                         _one_seed_reason(len(a), len(b)))
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs))
+    if se == 0.0:
+        return _untested("paired t-test", len(a), len(b), mean_a, mean_b, level, alpha,
+                         "the per-seed differences are all equal, so the seed noise cannot be estimated")
+    return _tested("paired t-test", len(a), len(b), mean_a, mean_b, statistics.fmean(diffs), se,
+                   float(len(diffs) - 1), level, alpha)
+
+
+def compare_seeds(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL,
+                  alpha: float | None = None) -> Comparison:
+    """Compare two settings given as {seed: value}: paired when both ran the same seeds, else Welch.
+
+    The choice follows the design (which seeds ran), never the data, so it cannot be tuned to
+    give the smaller p-value.
+    """
+    if not a or not b:
+        raise EffgenError("each side of a comparison needs at least one seed")
+    if set(a) == set(b):
+        seeds = sorted(a)
+        return paired([a[s] for s in seeds], [b[s] for s in seeds], level, alpha)
+    return welch(list(a.values()), list(b.values()), level, alpha)
+
+
+def _tested(test: str, n_a: int, n_b: int, mean_a: float, mean_b: float, diff: float, se: float, df: float,
+            level: float, alpha: float) -> Comparison:
+    t = diff / se
+    p = float(2 * _scipy.t.sf(abs(t), df))
+    half = float(_scipy.t.ppf(0.5 + level / 2, df)) * se
+    verdict = WITHIN if p >= alpha else (AHEAD if diff > 0 else BEHIND)
+    return Comparison(test=test, n_a=n_a, n_b=n_b, mean_a=mean_a, mean_b=mean_b, diff=diff, se=se, t=t, df=df,
+                      p=p, ci=(diff - half, diff + half), level=level, alpha=alpha, verdict=verdict)
+
+
+def _untested(test: str, n_a: int, n_b: int, mean_a: float, mean_b: float, level: float, alpha: float,
+              reason: str) -> Comparison:
+    return Comparison(test="none", n_a=n_a, n_b=n_b, mean_a=mean_a, mean_b=mean_b, diff=mean_a - mean_b,
+                      se=None, t=None, df=None, p=None, ci=None, level=level, alpha=alpha, verdict=CANNOT,
+                      reason=reason)
+
+
+def _one_seed_reason(n_a: int, n_b: int) -> str:
+    return (f"with {min(n_a, n_b)} seed on one side there is no spread between seeds to set the gap against"
+            if min(n_a, n_b) == 1 else "no seeds to compare")
+
+
+def _values(values: Sequence[float], side: str) -> list[float]:
+    out = [float(v) for v in values]
+    if not out:
+        raise EffgenError(f"side {side} of a comparison has no values")
+    if any(not math.isfinite(v) for v in out):
+        raise EffgenError(f"side {side} of a comparison holds a non-finite value: {out}")
+    return out
+
+
+def _level(level: float, alpha: float | None) -> tuple[float, float]:
+    if not 0.0 < level < 1.0:
+        raise EffgenError(f"confidence level {level} must lie strictly between 0 and 1")
+    alpha = round(1.0 - level, 12) if alpha is None else alpha  # 0.05, not 0.050000000000000044
+    if not 0.0 < alpha < 1.0:
+        raise EffgenError(f"alpha {alpha} must lie strictly between 0 and 1")
+    return level, alpha

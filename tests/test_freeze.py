@@ -1,0 +1,411 @@
+"""Frozen chapters (effgen.freeze): fingerprints, status, freeze and its filter, thaw, reuse, no re-execution."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from conftest import write_notebook
+
+from effgen import freeze
+from effgen.cli import main
+from effgen.errors import ParamsError
+from effgen.freeze import (
+    Library,
+    fingerprint,
+    freeze_chapter,
+    notebook_digest,
+    params_digest,
+    plan_run,
+    prepare_runs,
+    run_book,
+    status,
+    sync_mirror,
+    thaw,
+)
+from effgen.runner import plan
+
+PROFILE = "smoke"
+
+
+@pytest.fixture
+def book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A summary page and three chapters; 02 reads 01's outputs. EFFGEN_ROOT points at it."""
+    root = tmp_path / "book"
+    root.mkdir()
+    (root / "_quarto.yml").write_text(
+        "book:\n  title: Frozen\n  chapters:\n    - index.ipynb\n    - chapters/01-first.ipynb\n"
+        "    - chapters/02-second.ipynb\n    - chapters/03-third.ipynb\n")
+    write_notebook(root / "index.ipynb", 'profile: str = "quick"', "from effgen.summary import load_metrics",
+                   title="# Summary")
+    write_notebook(root / "chapters/01-first.ipynb", 'profile: str = "quick"\nsteps: int = 1',
+                   "from effgen.paths import runs_dir\n"
+                   "out = runs_dir(profile, '01-first')\nout.mkdir(parents=True, exist_ok=True)\n"
+                   "(out / 'metrics.json').write_text('{\"steps\": %d}' % steps)\nprint('steps', steps)",
+                   title="# First")
+    write_notebook(root / "chapters/02-second.ipynb", 'profile: str = "quick"',
+                   "from effgen.notebook import start_chapter\nchapter = start_chapter('02-second', profile, 0)\n"
+                   "text = chapter.artifact(\"01-first\", \"metrics.json\").read_text()", title="# Second")
+    write_notebook(root / "chapters/03-third.ipynb", 'profile: str = "quick"', "import json", title="# Third")
+    for profile in (PROFILE, "paper"):
+        (root / "params" / profile).mkdir(parents=True)
+        for name in ("01-first", "02-second", "03-third"):
+            (root / "params" / profile / f"{name}.yml").write_text("steps: 2\n" if name == "01-first" else "")
+    monkeypatch.setenv("EFFGEN_ROOT", str(root))
+    return root
+
+
+def fake_execute(root: Path, names: list[str], profile: str = PROFILE) -> None:
+    """Freeze chapters as if they had executed: the source copied to _build with an output added."""
+    for job in plan(root, profile, names):
+        notebook = nbformat.read(job.source, as_version=4)
+        notebook.cells[-1].outputs = [nbformat.v4.new_output("stream", text="done\n")]
+        notebook.metadata["papermill"] = {"end_time": time.time_ns()}  # every execution differs, as papermill's
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, job.output)
+        freeze_chapter(root, job, fingerprint(root, profile, job.source.relative_to(root).as_posix()), 1.5)
+
+
+def states(root: Path, profile: str = PROFILE) -> dict[str, tuple[str, list[str]]]:
+    return {s.name: (s.state, s.reasons) for s in status(root, profile)}
+
+
+# ---------------------------------------------------------------- fingerprint parts
+
+def test_notebook_digest_counts_sources_not_outputs(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path / "a.ipynb", "x: int = 1", "print(x)")
+    before = notebook_digest(path)
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells[2].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    notebook.cells[2].execution_count = 7
+    notebook.cells[2].id = "changed-id"
+    notebook.metadata["papermill"] = {"duration": 3.2}
+    nbformat.write(notebook, path)
+    assert notebook_digest(path) == before
+    notebook.cells[0].source += " (edited)"
+    nbformat.write(notebook, path)
+    assert notebook_digest(path) != before
+
+
+def test_params_digest_is_content_and_absent_is_a_state(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    assert params_digest(path) == "absent"
+    path.write_text("steps: 2\n")
+    first = params_digest(path)
+    path.write_text("steps: 2\n")
+    assert params_digest(path) == first
+    path.write_text("steps: 3\n")
+    assert params_digest(path) != first
+
+
+def fake_package(tmp_path: Path) -> Path:
+    package = tmp_path / "lib" / "effgen"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text('"""The package."""\n')
+    (package / "a.py").write_text('"""Module a."""\nVALUE = 1  # a comment\n')
+    (package / "b.py").write_text("from .a import VALUE\n\ndef f():\n    from .sub import deep\n    return deep\n")
+    (package / "c.py").write_text("import os\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "deep.py").write_text("from ..c import os\n")
+    return package
+
+
+def test_library_closure_follows_relative_and_lazy_imports(tmp_path: Path) -> None:
+    library = Library(fake_package(tmp_path))
+    notebook = write_notebook(tmp_path / "n.ipynb", "x: int = 1", "%matplotlib inline\nfrom effgen.b import f")
+    assert sorted(library.digests(notebook)) == [
+        "effgen/__init__.py", "effgen/a.py", "effgen/b.py", "effgen/c.py", "effgen/sub/__init__.py",
+        "effgen/sub/deep.py"]
+    other = write_notebook(tmp_path / "m.ipynb", "x: int = 1", "import effgen.c")
+    assert sorted(library.digests(other)) == ["effgen/__init__.py", "effgen/c.py"]
+
+
+def test_module_hash_ignores_docstrings_comments_and_formatting(tmp_path: Path) -> None:
+    package = fake_package(tmp_path)
+    digest = Library(package).digest(package / "a.py")
+    (package / "a.py").write_text('"""Module a, reworded."""\n\n# new comment\nVALUE   =   1\n')
+    assert Library(package).digest(package / "a.py") == digest
+    (package / "a.py").write_text("VALUE = 2\n")
+    assert Library(package).digest(package / "a.py") != digest
+
+
+def test_upstream_chapters_are_found(book: Path) -> None:
+    assert freeze.depends_on(book, "chapters/02-second.ipynb") == ["01-first"]
+    assert freeze.depends_on(book, "chapters/03-third.ipynb") == []
+    assert freeze.depends_on(book, "index.ipynb") == ["01-first", "02-second", "03-third"]
+
+
+# ---------------------------------------------------------------- status
+
+def test_params_change_stales_that_chapter_only(book: Path, capsys: pytest.CaptureFixture) -> None:
+    assert {name for name, (state, _) in states(book).items() if state == "missing"} == {
+        "index", "01-first", "02-second", "03-third"}
+    fake_execute(book, [])
+    assert {state for state, _ in states(book).values()} == {"frozen"}
+    (book / "params" / PROFILE / "03-third.yml").write_text("# a comment changes the file\n")
+    assert states(book) == {"01-first": ("frozen", []), "02-second": ("frozen", []),
+                            "03-third": ("stale", ["params"]), "index": ("frozen", [])}
+    assert main(["run", "--status", "--profile", PROFILE]) == 0
+    out = capsys.readouterr().out
+    assert "03-third   stale: params" in out and out.count("stale") == 1
+
+
+def test_output_only_change_keeps_frozen_and_source_change_stales(book: Path) -> None:
+    fake_execute(book, ["03"])
+    source = book / "chapters/03-third.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    notebook.cells[2].outputs = [nbformat.v4.new_output("stream", text="left by Jupyter\n")]
+    nbformat.write(notebook, source)
+    assert states(book)["03-third"] == ("frozen", [])
+    notebook.cells[2].source = "import json, os"
+    nbformat.write(notebook, source)
+    assert states(book)["03-third"] == ("stale", ["notebook"])
+
+
+def test_library_change_stales_only_the_chapters_importing_it(book: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    package = fake_package(tmp_path)
+    monkeypatch.setattr(freeze, "PACKAGE_DIR", package)
+    write_notebook(book / "chapters/03-third.ipynb", 'profile: str = "quick"', "from effgen.b import f")
+    fake_execute(book, [])
+    (package / "sub" / "deep.py").write_text("from ..c import os\nEXTRA = 1\n")
+    found = states(book)
+    assert found["03-third"] == ("stale", ["library: effgen/sub/deep.py"])
+    assert all(state == "frozen" for name, (state, _) in found.items() if name != "03-third")
+
+
+def test_results_version_bump_stales_all_and_recomputes_from_scratch(book: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = book / "runs" / PROFILE / "03-third"
+    runs.mkdir(parents=True)
+    (runs / "history.csv").write_text("step\n1\n")
+    fake_execute(book, [])
+    shutil.rmtree(runs)
+    prepare_runs(book, PROFILE, "03-third", [], log=lambda _: None)  # thaws, marks version 1
+    assert (runs / "history.csv").is_file() and (runs / ".results-version").read_text() == "1\n"
+
+    monkeypatch.setattr(freeze, "RESULTS_VERSION", 2)
+    assert {tuple(reasons) for _, reasons in states(book).values()} == {("results-version 1 -> 2",)}
+    assert thaw(book, PROFILE, "01-first") == 0  # runs frozen under version 1 stay frozen
+    prepare_runs(book, PROFILE, "03-third", [], log=lambda _: None)
+    assert (book / "runs" / PROFILE / ".superseded/03-third.results-v1/history.csv").is_file()  # set aside, not lost
+    assert not (runs / "history.csv").exists() and (runs / ".results-version").read_text() == "2\n"
+
+
+def test_upstream_re_execution_stales_its_readers_after_it_is_refrozen(book: Path) -> None:
+    fake_execute(book, [])
+    (book / "params" / PROFILE / "01-first.yml").write_text("steps: 3\n")
+    assert [name for name, (state, _) in states(book).items() if state == "stale"] == ["01-first"]
+    planned = {p.job.name: (p.action, p.why) for p in plan_run(book, PROFILE)}
+    assert planned["01-first"] == ("execute", "stale: params")
+    assert planned["02-second"] == ("execute", "upstream executes first: 01-first")
+    assert planned["index"][0] == "execute" and planned["03-third"] == ("frozen", "frozen and current")
+    fake_execute(book, ["01"])
+    assert states(book)["02-second"] == ("stale", ["upstream: 01-first"])
+
+
+def test_missing_paper_chapters_run_only_when_asked(book: Path) -> None:
+    assert {p.action for p in plan_run(book, "paper")} == {"skip"}
+    assert [p.action for p in plan_run(book, "paper", ["03"])] == ["execute"]
+    assert {p.action for p in plan_run(book, "paper", execute_missing=True)} == {"execute"}
+    assert {p.action for p in plan_run(book, PROFILE)} == {"execute"}  # small profiles just run
+    fake_execute(book, ["01", "03"], profile="paper")
+    assert {p.job.name: p.action for p in plan_run(book, "paper")} == {
+        "index": "skip", "01-first": "frozen", "02-second": "skip", "03-third": "frozen"}
+    assert {p.job.name: p.action for p in plan_run(book, "paper", force=True)} == dict.fromkeys(
+        ["index", "01-first", "02-second", "03-third"], "execute")
+
+
+# ---------------------------------------------------------------- freeze, filter, thaw
+
+def tiny_classifier():
+    from effgen.train import ClassifierConfig
+
+    config = ClassifierConfig.from_dict({"model": "baseline", "steps": 4, "steps_per_epoch": 2, "batch_size": 16,
+                                         "eval_samples": 20, "lr": 1e-2})
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(n, 3, 28, 28, generator=g), torch.randint(0, 20, (n,), generator=g)) for n in (64, 32)]
+    return config, data
+
+
+def tiny_gan(name: str, **overrides):
+    from effgen.gan import preset
+
+    settings = {"steps": 4, "batch_size": 4, "sample_every": 2, "checkpoint_every": 100, "n_fixed": 4,
+                "epoch_steps": 2, "step_size": 2, **overrides}
+    return preset(name, **settings), torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished classifier, finished DCGAN and MLP GAN runs and an unfinished one: trained once, copied per test."""
+    from effgen.gan import train_gan
+    from effgen.train import train_classifier
+
+    folder = tmp_path_factory.mktemp("template") / "01-first"
+    config, (train, valid) = tiny_classifier()
+    train_classifier(config, train, valid, torch.device("cpu"), folder / "cls")
+    for name, overrides in (("corrected", {}), ("fc_gan", {}), ("unfinished", {"steps": 6})):
+        gan, images = tiny_gan("fc_gan" if name == "fc_gan" else "corrected", **overrides)
+        train_gan(gan, images, folder / name, stop_at=3 if name == "unfinished" else None, show_progress=False)
+    (folder / "metrics.json").write_text(json.dumps({"headline": []}))
+    (folder / "big.csv").write_text("a,b\n" + "123456789,987654321\n" * 60_000)  # 1.2 MB
+    (folder / "scratch.npz").write_bytes(b"not kept")
+    with sqlite3.connect(folder / "optuna.db") as study:  # an Optuna study is SQLite; it is kept
+        study.execute("create table trials (value real)")
+        study.execute("insert into trials values (0.5)")
+    (folder / "cls" / "checkpoint.pt.tmp").write_bytes(b"half written")
+    return folder
+
+
+@pytest.fixture
+def runs(book: Path, trained_runs: Path) -> Path:
+    """runs/smoke/01-first of the book, holding a copy of ``trained_runs``."""
+    folder = book / "runs" / PROFILE / "01-first"
+    shutil.copytree(trained_runs, folder)
+    return folder
+
+
+def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, runs: Path) -> None:
+    fake_execute(book, ["01"])
+    frozen = book / "_freeze" / PROFILE / "01-first"
+    assert (frozen / "notebook.ipynb").is_file()
+    record = json.loads((frozen / "fingerprint.json").read_text())
+    assert set(record["fingerprint"]) == {"notebook", "params", "library", "results_version", "upstream"}
+    assert "effgen/paths.py" in record["fingerprint"]["library"]
+    assert record["executed"]["seconds"] == 1.5 and record["runs"]["results_version"] == 1
+    mirror = frozen / "runs"
+    files = {p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file()}
+    assert {"metrics.json", "big.csv.gz", "cls/checkpoint.pt", "cls/history.csv", "corrected/generator.pt",
+            "corrected/history.csv", "corrected/config.json", "fc_gan/generator.pt", "unfinished/checkpoint.pt"} <= files
+    assert not {"corrected/checkpoint.pt", "fc_gan/checkpoint.pt", "scratch.npz", "cls/checkpoint.pt.tmp"} & files
+    with sqlite3.connect(mirror / "optuna.db") as study:
+        assert study.execute("select value from trials").fetchall() == [(0.5,)]
+    assert any(f.startswith("corrected/samples/") for f in files)
+    slim = torch.load(mirror / "cls/checkpoint.pt", weights_only=True)
+    assert slim["finished"] and "optimizer" not in slim and "sampler" not in slim and "model" in slim
+    whole = torch.load(mirror / "unfinished/checkpoint.pt", weights_only=True)
+    assert whole["step"] == 3 and "opt_g" in whole  # in progress: kept whole, so it resumes
+    dropped = {d["path"]: d["reason"] for d in record["runs"]["dropped"]}  # nothing is lost silently
+    # save_generator stores the MLP generator too, so both finished GAN runs keep generator.pt
+    assert dropped == {"scratch.npz": "not a small artifact",
+                       "corrected/checkpoint.pt": "finished GAN run; generator.pt keeps its weights",
+                       "fc_gan/checkpoint.pt": "finished GAN run; generator.pt keeps its weights"}
+    assert "cls/checkpoint.pt" in record["runs"]["slimmed"]
+    # Freezing again changes no file: nothing to commit when nothing changed.
+    stamps = {p: p.stat().st_mtime_ns for p in mirror.rglob("*") if p.is_file()}
+    assert sync_mirror(book, PROFILE, "01-first", replace=True).written == 0
+    assert {p: p.stat().st_mtime_ns for p in mirror.rglob("*") if p.is_file()} == stamps
+
+
+def test_thaw_restores_what_is_absent_and_never_overwrites(book: Path, runs: Path) -> None:
+    big = (runs / "big.csv").read_bytes()
+    fake_execute(book, ["01"])
+    (runs / "metrics.json").write_text('{"newer": true}')
+    (runs / "big.csv").unlink()
+    shutil.rmtree(runs / "cls")
+    copied = thaw(book, PROFILE, "01-first")
+    assert copied >= 4
+    assert (runs / "metrics.json").read_text() == '{"newer": true}'
+    assert (runs / "big.csv").read_bytes() == big and not (runs / "big.csv.gz").exists()
+    assert "optimizer" not in torch.load(runs / "cls/checkpoint.pt", weights_only=True)
+    assert thaw(book, PROFILE, "01-first") == 0
+
+
+def test_a_snapshot_keeps_in_progress_state_and_is_thawed(book: Path, runs: Path) -> None:
+    assert freeze.snapshot(book, PROFILE, ["01"], log=lambda _: None) == ["01-first"]
+    folder = book / "_freeze" / PROFILE / "01-first"
+    assert not (folder / "notebook.ipynb").exists() and (folder / "runs/unfinished/checkpoint.pt").is_file()
+    assert states(book)["01-first"][0] == "missing"
+    shutil.rmtree(book / "runs")
+    prepare_runs(book, PROFILE, "01-first", [], log=lambda _: None)
+    assert torch.load(runs / "unfinished/checkpoint.pt", weights_only=True)["step"] == 3
+
+    # The run finishes in the next session; the next snapshot must not keep its in-progress checkpoint.
+    from effgen.gan import train_gan
+
+    config, images = tiny_gan("corrected", steps=6)
+    assert train_gan(config, images, runs / "unfinished", show_progress=False).resumed_from == 3
+    freeze.snapshot(book, PROFILE, ["01"], log=lambda _: None)
+    assert not (folder / "runs/unfinished/checkpoint.pt").exists()
+    assert (folder / "runs/unfinished/generator.pt").is_file()
+
+
+# ---------------------------------------------------------------- the training code reuses frozen runs
+
+def test_a_thawed_slim_classifier_checkpoint_is_reused_without_training(book: Path, runs: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from effgen.train import loop, train_classifier
+
+    config, (train, valid) = tiny_classifier()
+    first = train_classifier(config, train, valid, torch.device("cpu"), runs / "cls")
+    fake_execute(book, ["01"])
+    shutil.rmtree(book / "runs")
+    thaw(book, PROFILE, "01-first")
+    monkeypatch.setattr(loop, "_train_steps", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    again = train_classifier(config, train, valid, torch.device("cpu"), runs / "cls")
+    assert again.reused and again.history.drop(columns="seconds").equals(first.history.drop(columns="seconds"))
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ParamsError, match="different config"):
+        train_classifier(config.replace(steps=6), train, valid, torch.device("cpu"), runs / "cls")
+
+
+def test_frozen_gan_runs_reload_without_training(book: Path, runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from effgen.gan import train_gan
+    from effgen.gan.train import _Trainer
+
+    config, images = tiny_gan("corrected")
+    first = train_gan(config, images, runs / "corrected", show_progress=False, provenance={"dataset": "noise"})
+    fc_config, _ = tiny_gan("fc_gan")
+    fc_first = train_gan(fc_config, images, runs / "fc_gan", show_progress=False)
+    fake_execute(book, ["01"])
+    shutil.rmtree(book / "runs")
+    thaw(book, PROFILE, "01-first")
+    assert not (runs / "corrected/checkpoint.pt").exists()
+    monkeypatch.setattr(_Trainer, "step", lambda self: pytest.fail("a finished run was trained again"))
+    for cfg, before, name in ((config, first, "corrected"), (fc_config, fc_first, "fc_gan")):
+        again = train_gan(cfg, images, runs / name, show_progress=False)
+        assert again.finished and again.resumed_from == cfg.steps and again.seconds == 0
+        assert np.array_equal(before.history.to_numpy(), again.history.to_numpy())
+        for a, b in zip(before.generator.state_dict().values(), again.generator.state_dict().values()):
+            assert torch.equal(a, b)
+        assert sorted(again.samples) == sorted(before.samples)
+    with pytest.raises(ParamsError, match="without its training state"):
+        train_gan(dataclasses.replace(config, steps=6), images, runs / "corrected", show_progress=False)
+    with pytest.raises(ParamsError, match="trained on noise, not cifar10"):
+        train_gan(config, images, runs / "corrected", show_progress=False, provenance={"dataset": "cifar10"})
+
+
+# ---------------------------------------------------------------- run and render: frozen means not executed
+
+@pytest.mark.slow
+def test_a_frozen_chapter_renders_without_execution(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import papermill
+
+    log: list[str] = []
+    run_book(book, PROFILE, ["01"], log=log.append)  # really executes, with papermill
+    executed = book / "_build" / PROFILE / "chapters/01-first.ipynb"
+    assert "steps 2" in executed.read_text()
+    assert (book / "_freeze" / PROFILE / "01-first/runs/metrics.json").read_text() == '{"steps": 2}'
+    shutil.rmtree(book / "_build")
+    shutil.rmtree(book / "runs")  # a fresh clone: nothing but the sources and _freeze/
+
+    def no_execution(*args, **kwargs):
+        raise AssertionError("a frozen chapter was executed")
+
+    monkeypatch.setattr(papermill, "execute_notebook", no_execution)
+    planned = run_book(book, PROFILE, ["01"], log=log.append)
+    assert [p.action for p in planned] == ["frozen"]
+    assert "steps 2" in executed.read_text()
+    shutil.rmtree(book / "_build")
+    assert main(["render", "--profile", PROFILE, "--to", "html", "--engine", "offline"]) == 0
+    page = (book / "_build" / PROFILE / "book/chapters/01-first.html").read_text()
+    assert "steps 2" in page

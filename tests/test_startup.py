@@ -1,0 +1,21 @@
+"""Start-up cost: ``effgen --help`` and each command's --help never import torch (about 2 s)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_cli_help_does_not_import_torch() -> None:
+    """``effgen --help`` and every command's --help stay fast: torch is imported only by the work itself."""
+    code = ("import sys, contextlib, io\n"
+            "from effgen.cli import build_parser\n"
+            "parser = build_parser()\n"
+            "for argv in (['--help'], ['fid', '--help'], ['data', 'addnist', '--help'], ['train', 'gan', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "        parser.parse_args(argv)\n"
+            "heavy = sorted(m for m in ('torch', 'torchvision', 'pandas') if m in sys.modules)\n"
+            "print(','.join(heavy))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == ""
