@@ -30,6 +30,7 @@ from effgen.gan import (
     preset,
     run_folder,
     save_generator,
+    seconds_per_step,
     train_gan,
 )
 from effgen.gan.ablation import addition_on
@@ -326,3 +327,15 @@ def test_cli_trains_the_modern_recipe_and_scores_its_generator(tmp_path: Path, c
     assert main(["fid", str(folder), str(out / "generator.pt"), "-n", "8", "--device", "cpu"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_fake"] == 8 and result["fid"] > 0
+
+
+def test_seconds_per_step_times_steady_steps_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    original = _Trainer.step
+    monkeypatch.setattr(_Trainer, "step", lambda self: calls.append(1) or original(self))
+    seconds = seconds_per_step(tiny(), images(8), steps=3, warmup=2)
+    assert seconds > 0 and len(calls) == 5  # two untimed, three timed
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ParamsError, match="steps >= 1"):
+        seconds_per_step(tiny(), images(8), steps=0)

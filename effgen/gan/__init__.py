@@ -34,6 +34,7 @@ from .train import (
     lr_decays,
     preset,
     run_folder,
+    seconds_per_step,
     to_unit_range,
     train_gan,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "sample_saved_generator",
     "sampling_for",
     "save_generator",
+    "seconds_per_step",
     "saved_generators",
     "spectral_norm_",
     "to_unit_range",

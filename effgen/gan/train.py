@@ -647,6 +647,33 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     return run
 
 
+def seconds_per_step(config: GanConfig, images: torch.Tensor, device: torch.device | str = "cpu",
+                     steps: int = 5, warmup: int = 2) -> float:
+    """Wall-clock seconds of one training step of ``config`` on ``device``, after ``warmup`` untimed steps.
+
+    The first steps pay for allocation and kernel selection, so a short ``train_gan`` run's
+    ``seconds`` overstates the steady rate. Nothing is written and no run folder is touched.
+    """
+    if steps < 1 or warmup < 0:
+        raise ParamsError(f"seconds_per_step needs steps >= 1 and warmup >= 0, not {steps} and {warmup}")
+    check_gan_budget(config)
+    _validate_images(images, config)
+    trainer = _Trainer(config, images, torch.device(device))
+    for _ in range(warmup):
+        trainer.step()
+    _synchronize(trainer.device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        trainer.step()
+    _synchronize(trainer.device)
+    return (time.perf_counter() - started) / steps
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _reload_frozen_run(config: GanConfig, run_dir: Path, device: torch.device, budget: BudgetReport,
                        provenance: Mapping[str, Any] | None) -> GanRun | None:
     """A finished run kept without ``checkpoint.pt`` (``effgen.freeze`` drops it), reloaded untrained; else None.
