@@ -164,3 +164,21 @@ def test_damaged_stats_cache_is_recomputed_with_a_warning(tmp_path: Path, monkey
     np.testing.assert_array_equal(first.mu, again.mu)
     third = F.cached_stats(images01, {"dataset": "toy"}, tmp_path)  # the repaired file serves again
     assert calls == [6, 6] and "cached" in third.provenance
+
+
+def test_the_same_pixels_under_another_name_reuse_the_statistics(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake_features(images01, device="cpu", batch_size=50, desc=""):
+        calls.append(len(images01))  # Inception stand-in: only the cache logic is under test
+        return images01.flatten(1)[:, :1].repeat(1, 2048).numpy() + np.arange(2048, dtype=np.float32)
+
+    monkeypatch.setattr(F, "inception_features", fake_features)
+    images01 = torch.rand(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    first = F.cached_stats(images01, {"dataset": "generator-corrected-eval"}, tmp_path)
+    shared = F.cached_stats(images01, {"dataset": "generator-06-corrected DCGAN"}, tmp_path)
+    assert calls == [6] and shared.provenance["cached"].endswith(".npz")
+    np.testing.assert_array_equal(first.mu, shared.mu)
+    F.cached_stats(images01[:5], {"dataset": "generator-06-corrected DCGAN"}, tmp_path)  # other pixels: computed
+    assert calls == [6, 5]
