@@ -242,7 +242,7 @@ def test_resnet_generator_file_round_trip(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- resume and run folders
 
-@pytest.mark.parametrize("architecture, steps", [("dcgan_sn", 6), ("resnet", 4)])
+@pytest.mark.parametrize("architecture, steps", [("dcgan_sn", 6), ("resnet", 2)])  # ResNet steps are dear on CPU
 def test_modern_run_resumes_bit_identically(tmp_path: Path, architecture: str, steps: int) -> None:
     config = tiny(architecture, steps=steps, sample_every=2)
     data = images()
@@ -334,8 +334,8 @@ def test_seconds_per_step_times_steady_steps_without_writing(tmp_path: Path, mon
     calls = []
     original = _Trainer.step
     monkeypatch.setattr(_Trainer, "step", lambda self: calls.append(1) or original(self))
-    seconds = seconds_per_step(tiny(), images(8), steps=3, warmup=2)
-    assert seconds > 0 and len(calls) == 5  # two untimed, three timed
+    seconds = seconds_per_step(tiny(), images(8), steps=2, warmup=1)
+    assert seconds > 0 and len(calls) == 3  # one untimed, two timed
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ParamsError, match="steps >= 1"):
         seconds_per_step(tiny(), images(8), steps=0)
