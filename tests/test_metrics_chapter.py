@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import torch
 from PIL import Image
 
@@ -85,7 +86,8 @@ def test_chapter_executes_on_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert runs[0].ok
     metrics = json.loads((root / "runs" / "smoke" / CHAPTER / "metrics.json").read_text())
     (fid_entry,) = [h for h in metrics["headline"] if h["key"] == "fid_test"]
-    assert fid_entry["n"] == 32 and np.isfinite(fid_entry["value"])
+    n_fid = yaml.safe_load((REPO / "params" / "smoke" / f"{CHAPTER}.yml").read_text())["n_fid"]
+    assert fid_entry["n"] == n_fid and np.isfinite(fid_entry["value"])
     assert metrics["provenance"]["data"]["stand_in"] is True
     # test, train, and six generator sets: the faithful generator twice (train and eval mode)
     assert len(list((root / "data" / "fid-stats").glob("*.npz"))) == 8
@@ -96,7 +98,7 @@ def test_chapter_executes_on_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                                                        "recorded_mode": "train", "architecture": "dcgan"}
     assert fid["faithful, eval mode"]["sampling"]["bn_mode"] == "eval"
     assert fid["faithful, train mode"]["fid_test"] != fid["faithful, eval mode"]["fid_test"]
-    assert all(np.isfinite(row["fid_test"]) and row["n"] == 32 for row in fid.values())
+    assert all(np.isfinite(row["fid_test"]) and row["n"] == n_fid for row in fid.values())
     assert metrics["metrics"]["generators_missing"] == []
     executed = (root / "_build" / "smoke" / "chapters" / f"{CHAPTER}.ipynb").read_text()
     assert "a stand-in" in executed and "rank-deficient" in executed
