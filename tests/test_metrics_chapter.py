@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 import torch
+import yaml
 from PIL import Image
 
 from effgen.gan import FCGenerator, Generator, dcgan_init_, save_generator

@@ -77,15 +77,21 @@ def test_caveats_name_rank_and_ttur() -> None:
     assert "rank" not in " ".join(F.sample_caveats(5000, 5000))
 
 
-def test_image_set_stats_cache_is_keyed_by_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
+def _count_inception_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Replace Inception by a cheap feature map so that a test checks the cache logic only (no FID asserted);
+    returns the list of batch sizes it was called with."""
+    calls: list[int] = []
 
     def fake_features(images01, device="cpu", batch_size=50, desc=""):
-        # Stand-in for Inception so this test checks the cache logic only (no FID value asserted).
         calls.append(len(images01))
         return images01.flatten(1)[:, :1].repeat(1, 2048).numpy() + np.arange(2048, dtype=np.float32)
 
     monkeypatch.setattr(F, "inception_features", fake_features)
+    return calls
+
+
+def test_image_set_stats_cache_is_keyed_by_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_inception_calls(monkeypatch)
     images = torch.rand(12, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
     image_set = SimpleNamespace(images=images, provenance={"dataset": "toy", "split": "test"})
     first = F.image_set_stats(image_set, tmp_path, n=8, seed=0)
@@ -147,13 +153,7 @@ def test_damaged_stats_file_is_a_one_line_error(tmp_path: Path, damage: str) -> 
 
 
 def test_damaged_stats_cache_is_recomputed_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-
-    def fake_features(images01, device="cpu", batch_size=50, desc=""):
-        calls.append(len(images01))  # Inception stand-in: only the cache logic is under test
-        return images01.flatten(1)[:, :1].repeat(1, 2048).numpy() + np.arange(2048, dtype=np.float32)
-
-    monkeypatch.setattr(F, "inception_features", fake_features)
+    calls = _count_inception_calls(monkeypatch)
     images01 = torch.rand(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     first = F.cached_stats(images01, {"dataset": "toy"}, tmp_path)
     (cached,) = tmp_path.glob("*.npz")
@@ -168,13 +168,7 @@ def test_damaged_stats_cache_is_recomputed_with_a_warning(tmp_path: Path, monkey
 
 def test_the_same_pixels_under_another_name_reuse_the_statistics(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-
-    def fake_features(images01, device="cpu", batch_size=50, desc=""):
-        calls.append(len(images01))  # Inception stand-in: only the cache logic is under test
-        return images01.flatten(1)[:, :1].repeat(1, 2048).numpy() + np.arange(2048, dtype=np.float32)
-
-    monkeypatch.setattr(F, "inception_features", fake_features)
+    calls = _count_inception_calls(monkeypatch)
     images01 = torch.rand(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     first = F.cached_stats(images01, {"dataset": "generator-corrected-eval"}, tmp_path)
     shared = F.cached_stats(images01, {"dataset": "generator-06-corrected DCGAN"}, tmp_path)

@@ -54,7 +54,14 @@ from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic, gradient_p
 from .diffaugment import diff_augment, parse_policy
 from .ema import ModelEma
 from .losses import hinge_d_loss, hinge_g_loss
-from .models import LATENT_DIM, Discriminator, Generator, dcgan_init_, read_generator_file, save_generator
+from .models import (
+    LATENT_DIM,
+    Discriminator,
+    Generator,
+    dcgan_init_,
+    read_generator_file,
+    save_generator,
+)
 from .resnet import ResNetDiscriminator, ResNetGenerator
 from .spectral import spectral_norm_
 
