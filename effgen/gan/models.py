@@ -100,18 +100,21 @@ GENERATOR_SHAPES = {"dcgan": ("widths", 3), "resnet": ("widths", 4), "fc": ("hid
 GENERATOR_KINDS = tuple(GENERATOR_SHAPES)
 
 
-def generator_kind(generator: nn.Module) -> str:
-    """Which architecture ``save_generator`` records for ``generator``: "dcgan", "resnet" or "fc"."""
+def savable_kind(generator: nn.Module) -> str | None:
+    """The architecture ``save_generator`` records for ``generator`` ("dcgan", "resnet", "fc"), or None."""
     from .baselines import FCGenerator  # imported here: baselines imports this module
     from .resnet import ResNetGenerator
 
-    if isinstance(generator, Generator):
-        return "dcgan"
-    if isinstance(generator, ResNetGenerator):
-        return "resnet"
-    if isinstance(generator, FCGenerator):
-        return "fc"
-    raise ParamsError(f"save_generator stores DCGAN, ResNet and FC generators, not {type(generator).__name__}")
+    classes = {"dcgan": Generator, "resnet": ResNetGenerator, "fc": FCGenerator}
+    return next((kind for kind, cls in classes.items() if isinstance(generator, cls)), None)
+
+
+def generator_kind(generator: nn.Module) -> str:
+    """Which architecture ``save_generator`` records for ``generator``: "dcgan", "resnet" or "fc"."""
+    kind = savable_kind(generator)
+    if kind is None:
+        raise ParamsError(f"save_generator stores DCGAN, ResNet and FC generators, not {type(generator).__name__}")
+    return kind
 
 
 def save_generator(generator: nn.Module, path: Path, extra: dict[str, Any] | None = None) -> None:

@@ -59,7 +59,9 @@ from .models import (
     Discriminator,
     Generator,
     dcgan_init_,
+    load_generator,
     read_generator_file,
+    savable_kind,
     save_generator,
 )
 from .resnet import ResNetDiscriminator, ResNetGenerator
@@ -76,8 +78,6 @@ RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every"})
 # Settings added after runs were stored, with the value that reproduces those runs. At that value
 # they are left out of the run-folder key, and a checkpoint without them reads as having it.
 LATER_SETTINGS: dict[str, Any] = {"spectral_norm": False, "diffaugment": "", "ema_decay": 0.0}
-# Generators that ``save_generator`` can write and ``load_generator`` rebuild.
-SAVABLE_GENERATORS = (Generator, ResNetGenerator, FCGenerator)
 CHECKPOINT_KEYS = ("config", "step", "generator", "discriminator", "opt_g", "opt_d", "schedulers", "batches",
                    "noise", "augment_rng", "history", "dataset")
 
@@ -718,10 +718,7 @@ def _reload_frozen_run(config: GanConfig, run_dir: Path, device: torch.device, b
     raw_generator = None
     if config.ema_decay > 0 and (run_dir / "generator-raw.pt").is_file():
         # generator.pt holds the EMA weights; the trained ones are kept beside them.
-        raw_generator = copy.deepcopy(generator)
-        load_module_state(raw_generator, read_generator_file(run_dir / "generator-raw.pt")["state_dict"],
-                          run_dir / "generator-raw.pt", "generator")
-        raw_generator.to(device).train()
+        raw_generator = load_generator(run_dir / "generator-raw.pt", device).train()
     load_module_state(generator, state, weights, "generator")
     generator.to(device).train()
     discriminator.to(device).train()
@@ -765,7 +762,7 @@ def _write_outputs(run: GanRun) -> None:
     atomic_write(run.run_dir / "history.csv", lambda tmp: run.history.to_csv(tmp, index=False))
     text = json.dumps(run.config.as_dict(), indent=2)
     atomic_write(run.run_dir / "config.json", lambda tmp: tmp.write_text(text))
-    if run.finished and isinstance(run.generator, SAVABLE_GENERATORS):
+    if run.finished and savable_kind(run.generator) is not None:
         save_generator(run.generator, run.run_dir / "generator.pt", extra=generator_metadata(run))
         if run.raw_generator is not run.generator:  # an EMA run keeps the trained weights too
             save_generator(run.raw_generator, run.run_dir / "generator-raw.pt",
