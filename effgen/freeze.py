@@ -36,6 +36,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -652,11 +653,15 @@ def thaw(root: Path, profile: str, chapter: str) -> int:
         if dest.exists():
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".thaw.tmp")
+        # One temporary name per process: two runs of one chapter may start (and thaw) at once.
+        tmp = dest.with_name(f"{dest.name}.thaw-{os.getpid()}.tmp")
         if gzipped:
             tmp.write_bytes(gzip.decompress(path.read_bytes()))
         else:
             shutil.copyfile(path, tmp)
+        if dest.exists():  # the other process got there first, with the same bytes
+            tmp.unlink()
+            continue
         tmp.replace(dest)
         copied += 1
     return copied

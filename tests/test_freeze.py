@@ -319,6 +319,30 @@ def test_thaw_restores_what_is_absent_and_never_overwrites(book: Path, runs: Pat
     assert thaw(book, PROFILE, "01-first") == 0
 
 
+def test_two_runs_of_a_chapter_thaw_at_once(book: Path, runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two background runs of one chapter start together and both thaw its mirror. Here the other
+    # process (another pid) thaws everything while this one is half-way through its first copy.
+    fake_execute(book, ["01"])
+    shutil.rmtree(book / "runs")
+    real_copy, real_pid = shutil.copyfile, freeze.os.getpid()
+    other: list[int] = []
+
+    def copy_while_another_process_thaws(src: Path, dst: Path) -> None:
+        real_copy(src, dst)
+        if not other:
+            other.append(0)
+            monkeypatch.setattr(freeze.os, "getpid", lambda: real_pid + 1)
+            other[0] = thaw(book, PROFILE, "01-first")
+            monkeypatch.setattr(freeze.os, "getpid", lambda: real_pid)
+
+    monkeypatch.setattr(freeze.shutil, "copyfile", copy_while_another_process_thaws)
+    mine = thaw(book, PROFILE, "01-first")
+    assert other[0] >= 4 and mine < other[0]
+    assert not list(runs.rglob("*.tmp"))
+    monkeypatch.undo()
+    assert thaw(book, PROFILE, "01-first") == 0
+
+
 def test_a_snapshot_keeps_in_progress_state_and_is_thawed(book: Path, runs: Path) -> None:
     assert freeze.snapshot(book, PROFILE, ["01"], log=lambda _: None) == ["01-first"]
     folder = book / "_freeze" / PROFILE / "01-first"
