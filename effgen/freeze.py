@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .paths import FREEZE_DIR, GZIP_SUFFIXES, RUNS_MIRROR
 from .runner import SUMMARY_PAGE, ChapterJob, chapter_name, execute, execution_order, plan, select
 
 # Bump when a change to the library alters results: every chapter is then recomputed from scratch.
@@ -58,10 +59,8 @@ COMMITTED_PROFILES: tuple[str, ...] = ("paper",)
 PACKAGE = "effgen"
 PACKAGE_DIR = Path(__file__).resolve().parent  # tests point this at a fake package
 
-FREEZE_DIR = "_freeze"
 NOTEBOOK_FILE = "notebook.ipynb"
 FINGERPRINT_FILE = "fingerprint.json"
-RUNS_MIRROR = "runs"
 # Written into runs/<profile>/<chapter>/ before each execution: which RESULTS_VERSION made these runs.
 RUNS_VERSION_FILE = ".results-version"
 SUPERSEDED_DIR = ".superseded"  # runs/<profile>/.superseded/<chapter>.results-vN: runs of an older version
@@ -71,7 +70,6 @@ KEEP_SUFFIXES = frozenset({".json", ".csv", ".yml", ".yaml", ".png", ".pt", ".np
 MAX_FILE_BYTES = 15 * 2**20
 MAX_TOTAL_BYTES = 60 * 2**20  # for a committed profile
 GZIP_OVER_BYTES = 2**20  # CSV and JSON files above this are stored gzipped (FILE.gz) and thawed back
-GZIP_SUFFIXES = frozenset({".csv", ".json"})
 GAN_FINAL_FILE = "final.pt"  # a finished GAN run's generator weights when it has no generator.pt
 GAN_FINAL_FORMAT = "effgen-gan-final-1"
 

@@ -23,6 +23,7 @@ from .. import stats
 from ..budget import BudgetReport
 from .config import ClassifierConfig
 from .loop import data_fingerprint, evaluate, train_classifier
+from .twins import adopt_twin
 
 TEST_FILE = "test.json"
 PREDICTIONS_FILE = "test_predictions.npy"
@@ -59,8 +60,9 @@ class ClassifierRun:
 
 
 def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device, out_dir: Path) -> ClassifierRun:
-    """Train (resume, or reuse) in ``out_dir``, then score the test split once and cache the score."""
+    """Train (resume, reuse, or copy another chapter's twin, see ``twins``) in ``out_dir``; score the test split once."""
     out_dir = Path(out_dir)
+    adopt_twin(out_dir, config, data.train, data.valid)
     result = train_classifier(config, data.train, data.valid, device, out_dir)
     x_test, y_test = data.test
     fingerprint = data_fingerprint(x_test, y_test)
@@ -135,7 +137,9 @@ def pick_lr(config: ClassifierConfig, factors: Iterable[float], seeds: Iterable[
     for factor in factors:
         for seed in seeds:
             run = config.replace(lr=config.lr * factor, seed=seed)
-            result = train_classifier(run, data.train, data.valid, device, run_folder(run, data, root, name))
+            folder = run_folder(run, data, root, name)
+            adopt_twin(folder, run, data.train, data.valid)
+            result = train_classifier(run, data.train, data.valid, device, folder)
             rows.append({"factor": factor, "lr": run.lr, "seed": seed, "val_acc": 100.0 * result.final_val_acc})
     table = pd.DataFrame(rows)
     means = table.groupby("factor")["val_acc"].mean()
