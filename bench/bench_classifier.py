@@ -9,7 +9,7 @@ random AddNIST-shaped tensors, in one process:
 
 Usage: ``python bench/bench_classifier.py [--steps 100] [--rounds 3] [--device auto]``. Prints the
 machine (with its load average: on a shared CPU other processes slow both loops), both rates and
-their ratio. Each round times both loops after a warm-up, in alternating order; the median round counts.
+their ratio, and on the CPU each step's FLOP rate against the machine's (``bench/roofline.py``). Each round times both loops after a warm-up, in alternating order; the median round counts.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from roofline import copy_gbps, dense_gflops, flops_of, rate_line  # bench/ is on sys.path
 from torch.utils.data import DataLoader, TensorDataset
 
 os.environ.setdefault("EFFGEN_PROGRESS", "0")  # no progress bars between the numbers
@@ -100,6 +101,15 @@ def main() -> None:
         print(f"  {name:7s} {args.steps / median[name]:7.2f} steps/s  {1000 * median[name] / args.steps:7.1f} "
               f"ms/step  (rounds, ms/step: {rounds})")
     print(f"  speed-up effgen / plain: {median['plain'] / median['effgen']:.2f}x")
+    if device.type == "cpu":
+        model = PaperClassifier().train()
+        xb, yb = x[:args.batch_size], y[:args.batch_size]
+        flops = flops_of(lambda: F.cross_entropy(model(xb), yb).backward())
+        peak = dense_gflops()
+        print(f"this machine, {torch.get_num_threads()} thread(s): dense fp32 matrix multiply {peak:.1f} GFLOP/s, "
+              f"memory copy {copy_gbps():.1f} GB/s")
+        for name in ("plain", "effgen"):
+            print("  " + rate_line(f"{name} step", flops, 1000 * median[name] / args.steps, peak))
 
 
 

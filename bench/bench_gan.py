@@ -2,7 +2,9 @@
 
 Both train the paper's DCGAN with the corrected recipe's losses at batch 64 on the same
 synthetic images; rounds alternate between the two so machine load hits both alike.
-Prints ms per D+G step, the data-only cost per batch, their ratios, and the machine.
+Prints ms per D+G step, the data-only cost per batch, their ratios, and the machine; then each
+step's FLOP rate against this machine's dense matrix-multiply rate (``bench/roofline.py``), which
+says how much faster a step could still get here.
 
     .venv/bin/python bench/bench_gan.py --steps 20 --rounds 3
 """
@@ -14,6 +16,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from roofline import copy_gbps, dense_gflops, flops_of, rate_line  # bench/ is on sys.path
 from torch.utils.data import DataLoader, TensorDataset
 
 from effgen.data import InMemoryBatches
@@ -99,6 +102,11 @@ def main() -> None:
               f"{', '.join(f'{v:.2f}' for v in results[name])})")
     print(f"step ratio plain / effgen: {median['plain step'] / median['effgen step']:.2f}x")
     print(f"batch ratio DataLoader / InMemoryBatches: {median['DataLoader'] / median['InMemoryBatches']:.1f}x")
+    peak = dense_gflops()
+    print(f"this machine, {torch.get_num_threads()} thread(s): dense fp32 matrix multiply {peak:.1f} GFLOP/s, "
+          f"memory copy {copy_gbps():.1f} GB/s")
+    for name, step in (("effgen step", ours), ("plain step", plain)):
+        print("  " + rate_line(name, flops_of(step), median[name], peak))
 
 
 if __name__ == "__main__":
