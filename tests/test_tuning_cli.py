@@ -156,6 +156,11 @@ def test_confirm_top_retrains_the_best_trials_at_the_full_budget_on_validation(t
         assert all(getattr(c.config, name) == value for name, value in trial.params.items())
     again = confirm_top(run.study, settings, 2, 6, data.train, data.valid, torch.device("cpu"), tmp_path / "confirm")
     assert [(c.trial, c.val_acc) for c in again] == [(c.trial, c.val_acc) for c in confirmed]  # runs reused
+    assert all(c.config.steps_per_epoch == settings.steps_per_epoch for c in confirmed)  # the trials' cadence
+    paced = confirm_top(run.study, settings, 1, 6, data.train, data.valid, torch.device("cpu"), tmp_path / "confirm",
+                        steps_per_epoch=3)
+    assert paced[0].config.steps_per_epoch == 3 and paced[0].config.replace(steps_per_epoch=2) in [
+        c.config for c in confirmed]
     assert data.reads_of_test == 0
 
 

@@ -178,13 +178,14 @@ class Confirmed:
 
 
 def confirm_top(study: optuna.Study, settings: TuningSettings, k: int, steps: int, train: Split, valid: Split,
-                device: torch.device, out_dir: Path) -> list[Confirmed]:
+                device: torch.device, out_dir: Path, steps_per_epoch: int | None = None) -> list[Confirmed]:
     """Retrain the ``k`` best complete trials at ``steps`` and score each on validation, best first.
 
     Trials shorter than the final budget rank settings by how fast they learn, which is not
     always how far they get: a low learning rate can lose at 2,000 steps and win at 10,000.
     Confirming the few best at the full budget, still on validation data only, picks the
     setting that is best where it will be used. Runs are kept in ``out_dir`` and reused.
+    ``steps_per_epoch`` sets their validation cadence (default: the trials').
     """
     train, valid = _pair("train", train), _pair("valid", valid)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -193,7 +194,8 @@ def confirm_top(study: optuna.Study, settings: TuningSettings, k: int, steps: in
     ranked = sorted(complete, key=lambda t: (-t.value, t.number))[:max(1, k)]
     confirmed = []
     for trial in ranked:
-        config = ClassifierConfig.from_dict({**settings.base_config(), **trial.params, "steps": int(steps)})
+        config = ClassifierConfig.from_dict({**settings.base_config(), **trial.params, "steps": int(steps),
+                                             "steps_per_epoch": steps_per_epoch or settings.steps_per_epoch})
         folder = Path(out_dir) / f"trial{trial.number}-steps{steps}-{config_tag(config)}"
         result = train_classifier(config, train, valid, device, out_dir=folder)
         confirmed.append(Confirmed(trial.number, float(trial.value), result.final_val_acc, config))

@@ -36,7 +36,8 @@ PAPER_SETTING: dict[str, Any] = {"lr": 5.039249e-3, "weight_decay": 1.1710477e-5
 PAPER_DROPOUT_BUILT = 0.2727
 
 # Chapter parameters that are not about the study itself (the retraining and the budget sweep).
-CHAPTER_ONLY: tuple[str, ...] = ("profile", "confirm_top", "final_steps", "confirm_seeds", "sweep_points", "sweep_factors", "sweep_seeds")
+CHAPTER_ONLY: tuple[str, ...] = ("profile", "confirm_top", "final_steps", "final_steps_per_epoch", "confirm_seeds",
+                                 "sweep_points", "sweep_factors", "sweep_seeds")
 
 # Settings a worker may choose for itself without changing what the study is.
 PER_WORKER: tuple[str, ...] = ("device", "storage", "study_name", "n_trials", "heartbeat_interval",
