@@ -1,0 +1,130 @@
+"""Keep every core busy with the paper profile's work, in order, until it is all done or the session ends.
+
+The paper profile is days of CPU here, computed across sessions that each end without warning.
+Each job below is one single-threaded process (one per core beats one process on all cores
+while other work shares the machine; see ``gan_runs.py``), and each is idempotent: a finished
+GAN run reloads, a frozen chapter is skipped, an interrupted one resumes from its last checkpoint.
+So the same command every session picks up where the last one stopped:
+
+    python bench/paper/work_queue.py --workers 2 &      # logs in runs/paper/queue/
+    ...
+    kill %1; effgen snapshot --profile paper       # before the session ends; then commit _freeze/paper
+
+A job starts when the jobs it needs have finished in this call, or were already done before it
+(their chapter frozen). The order puts the summary page's rows first: chapter 04's two DCGANs
+and chapter 02's tuned seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from effgen.freeze import status
+from effgen.paths import project_root, runs_dir
+
+PROFILE = "paper"
+
+
+@dataclass
+class Job:
+    name: str
+    command: list[str]
+    needs: list[str] = field(default_factory=list)
+    chapter: str | None = None  # a chapter job is done before it starts when the chapter is frozen and current
+
+
+def jobs(python: str, effgen: str) -> list[Job]:
+    gan = [python, "bench/paper/gan_runs.py"]
+    return [
+        Job("gan-faithful", [*gan, "faithful", "--threads", "1"]),
+        Job("gan-corrected", [*gan, "corrected", "--threads", "1"]),
+        Job("02", [effgen, "run", "02", "--profile", PROFILE], chapter="02-classifier"),
+        Job("01", [effgen, "run", "01", "--profile", PROFILE], chapter="01-activations"),
+        Job("gan-modern", [*gan, "modern", "--threads", "1"]),
+        Job("03", [effgen, "run", "03", "--profile", PROFILE], chapter="03-tuning"),
+        Job("04", [effgen, "run", "04", "--profile", PROFILE], ["gan-faithful", "gan-corrected"], "04-dcgan"),
+        Job("05", [effgen, "run", "05", "--profile", PROFILE], ["04"], "05-evaluation"),
+        Job("06", [effgen, "run", "06", "--profile", PROFILE], ["04", "05", "gan-modern"], "06-beyond"),
+        Job("index", [effgen, "run", "index", "--profile", PROFILE], ["01", "02", "03", "04", "05", "06"], "index"),
+    ]
+
+
+def frozen_chapters(root: Path) -> set[str]:
+    return {s.name for s in status(root, PROFILE) if s.state == "frozen"}
+
+
+def run_queue(queue: list[Job], workers: int, done: set[str], logs: Path, env: dict[str, str],
+              cwd: Path, poll_seconds: float = 5.0) -> tuple[set[str], set[str]]:
+    """Run ``queue`` on ``workers`` processes at once, each job once its needs are in ``done``.
+
+    Returns (done, failed): a job that exits non-zero fails, and so does every job that needs it.
+    """
+    done, failed = set(done), set()
+    waiting = [job for job in queue if job.name not in done]
+    running: dict[str, subprocess.Popen] = {}
+    while waiting or running:
+        for name, process in list(running.items()):
+            if process.poll() is not None:
+                del running[name]
+                (done if process.returncode == 0 else failed).add(name)
+                print(f"{time.strftime('%H:%M:%S')} {name}: exit {process.returncode}", flush=True)
+        for job in [job for job in waiting if any(need in failed for need in job.needs)]:
+            waiting.remove(job)
+            failed.add(job.name)
+            print(f"{time.strftime('%H:%M:%S')} {job.name}: skipped, {', '.join(job.needs)} did not all finish",
+                  flush=True)
+        ready = [job for job in waiting if all(need in done for need in job.needs)]
+        while ready and len(running) < workers:
+            job = ready.pop(0)
+            waiting.remove(job)
+            with open(logs / f"{job.name}.log", "a") as log:
+                log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(job.command)}\n")
+                log.flush()
+                running[job.name] = subprocess.Popen(job.command, cwd=cwd, env=env, stdout=log,
+                                                     stderr=subprocess.STDOUT)
+            print(f"{time.strftime('%H:%M:%S')} {job.name}: started", flush=True)
+        if not running and waiting:
+            print(f"queue: {', '.join(job.name for job in waiting)} wait on jobs that are not queued", flush=True)
+            failed.update(job.name for job in waiting)
+            break
+        if running:
+            time.sleep(poll_seconds)
+    return done, failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--only", nargs="*", help="run just these jobs (names as listed by --list)")
+    parser.add_argument("--list", action="store_true", help="print the jobs and exit")
+    args = parser.parse_args()
+    root = project_root()
+    queue = jobs(sys.executable, str(Path(sys.executable).parent / "effgen"))
+    if args.list:
+        for job in queue:
+            print(f"{job.name:14s} needs {', '.join(job.needs) or '-':30s} {' '.join(job.command[1:])}")
+        return
+    if args.only:
+        unknown = set(args.only) - {job.name for job in queue}
+        if unknown:
+            parser.error(f"unknown job(s) {', '.join(sorted(unknown))}; see --list")
+        queue = [job for job in queue if job.name in args.only]
+    frozen = frozen_chapters(root)
+    already = {job.name for job in queue if job.chapter in frozen}
+    logs = runs_dir(PROFILE) / "queue"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "EFFGEN_PROGRESS": "0"}
+    print(f"queue: {len(queue) - len(already)} job(s) to do, {len(already)} done already; {args.workers} "
+          f"worker(s); logs in {logs.relative_to(root)}", flush=True)
+    done, failed = run_queue(queue, args.workers, already, logs, env, root)
+    print(f"queue: done {sorted(done)}; failed {sorted(failed) or 'none'}", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
