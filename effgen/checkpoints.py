@@ -1,4 +1,4 @@
-"""Reading checkpoints safely, and writing any output file atomically.
+"""Reading checkpoints safely, writing any output file atomically, and one trainer per run folder.
 
 Every checkpoint is loaded onto the CPU, whatever device the run trains on. Two reasons:
 ``torch.Generator.set_state`` accepts only a CPU ``ByteTensor``, so RNG states mapped to CUDA
@@ -7,13 +7,53 @@ A file that cannot be read, or lacks what its kind needs, raises a one-line ``Ch
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError
+from .errors import CheckpointError, EffgenError
+
+LOCK_FILE = ".lock"  # held (flock) by the process training in a run folder; never copied or frozen
+
+
+@contextlib.contextmanager
+def exclusive_run(folder: Path | None) -> Iterator[None]:
+    """Hold ``folder``'s training lock for the block; fail at once if another process holds it.
+
+    Two processes training one run folder would overwrite each other's checkpoints, each
+    resuming from a state the other then replaces. The lock is an OS file lock, so it is
+    released when its holder exits, however it exits. Where file locks do not exist
+    (Windows) nothing is locked.
+    """
+    if folder is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise EffgenError(f"{folder} is being trained by another process; wait for it to finish "
+                              "(or stop it), then run this again to reuse or resume its run") from None
+        yield
+    finally:
+        os.close(handle)
+        # A run that failed its checks before writing anything leaves no folder behind.
+        if created and [path.name for path in folder.iterdir()] == [LOCK_FILE]:
+            (folder / LOCK_FILE).unlink()
+            folder.rmdir()
 
 
 def read_checkpoint(path: Path, kind: str, required: Iterable[str] = ()) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import LOCK_FILE
 from .paths import FREEZE_DIR, GZIP_SUFFIXES, RUNS_MIRROR
 from .runner import SUMMARY_PAGE, ChapterJob, chapter_name, execute, execution_order, plan, select
 
@@ -516,7 +517,7 @@ def sync_mirror(root: Path, profile: str, chapter: str, replace: bool) -> Mirror
     report = MirrorReport()
     produced: set[Path] = set()
     for path in sorted(source.rglob("*")) if source.is_dir() else []:
-        if not path.is_file() or path.name.endswith(".tmp") or path.name == RUNS_VERSION_FILE:
+        if not path.is_file() or path.name.endswith(".tmp") or path.name in (RUNS_VERSION_FILE, LOCK_FILE):
             continue
         relative = path.relative_to(source).as_posix()
         outputs, note = filter_run_file(path, relative)

@@ -204,3 +204,26 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         atomic_write(target, fail)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+# ---------------------------------------------------------------- one trainer per run folder
+
+def test_a_run_folder_being_trained_refuses_a_second_trainer(tmp_path: Path) -> None:
+    from effgen.checkpoints import LOCK_FILE, exclusive_run
+
+    config = tiny_gan("corrected", steps=4, checkpoint_every=2)
+    first = train_gan(config, gan_images(), tmp_path / "gan", stop_at=2, show_progress=False)
+    before = (tmp_path / "gan" / "checkpoint.pt").read_bytes()
+    classifier = ClassifierConfig.from_dict({"model": "baseline", "steps": 2, "steps_per_epoch": 2,
+                                             "batch_size": 8, "eval_samples": 8})
+    data = (torch.randn(16, 3, 28, 28), torch.randint(0, 20, (16,)))
+    with exclusive_run(tmp_path / "gan"), exclusive_run(tmp_path / "cls"):  # as another process would
+        with pytest.raises(EffgenError, match="being trained by another process"):
+            train_gan(config, gan_images(), tmp_path / "gan", show_progress=False)
+        with pytest.raises(EffgenError, match="being trained by another process"):
+            train_classifier(classifier, data, data, CPU, tmp_path / "cls")
+    assert (tmp_path / "gan" / "checkpoint.pt").read_bytes() == before  # nothing was touched
+    assert not (tmp_path / "cls" / "checkpoint.pt").exists()
+    assert train_gan(config, gan_images(), tmp_path / "gan", show_progress=False).resumed_from == first.step == 2
+    assert train_classifier(classifier, data, data, CPU, tmp_path / "cls").history["step"].tolist() == [2]
+    assert (tmp_path / "gan" / LOCK_FILE).exists()  # left behind, harmless: the OS lock went with its holder

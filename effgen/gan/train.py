@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..budget import GAN_LIMITS, BudgetReport, check_budget, count_params
-from ..checkpoints import atomic_write, load_module_state, read_checkpoint
+from ..checkpoints import atomic_write, exclusive_run, load_module_state, read_checkpoint
 from ..data.batches import InMemoryBatches
 from ..device import memory_format
 from ..errors import CheckpointError, DataError, ParamsError
@@ -603,11 +603,19 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     ``GanRun.raw_generator`` the trained ones. Calling again with the same config continues from the
     checkpoint; a finished run is reloaded without training. Only ``steps`` and
     ``checkpoint_every`` may change between calls. ``stop_at`` ends this call early after
-    checkpointing that step, as an interruption would.
+    checkpointing that step, as an interruption would. One process at a time trains in
+    ``run_dir`` (``effgen.checkpoints.exclusive_run``).
     """
     device = torch.device(device)
     budget = check_gan_budget(config)  # raises BudgetError before any data moves
     _validate_images(images, config)
+    with exclusive_run(Path(run_dir) if run_dir is not None else None):
+        return _train_gan(config, images, run_dir, device, budget, stop_at, provenance, show_progress)
+
+
+def _train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None, device: torch.device,
+               budget: BudgetReport, stop_at: int | None, provenance: Mapping[str, Any] | None,
+               show_progress: bool) -> GanRun:
     if run_dir is not None and (frozen := _reload_frozen_run(config, Path(run_dir), device, budget, provenance)):
         return frozen
     trainer = _Trainer(config, images, device)

@@ -30,7 +30,7 @@ import yaml
 from torch import Tensor, nn
 
 from ..budget import CLASSIFIER_LIMITS, BudgetReport, check_budget, count_params
-from ..checkpoints import read_checkpoint
+from ..checkpoints import exclusive_run, read_checkpoint
 from ..data.batches import InMemoryBatches
 from ..device import autocast, memory_format
 from ..errors import CheckpointError, DataError, EffgenError, ParamsError
@@ -73,7 +73,14 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
 
     Checks the data and the paper's budget before any compute. ``on_epoch(epoch, row)`` runs
     after each trained epoch's checkpoint is written and may raise (e.g. ``optuna.TrialPruned``).
+    One process at a time trains in ``out_dir`` (``effgen.checkpoints.exclusive_run``).
     """
+    with exclusive_run(Path(out_dir) if out_dir is not None else None):
+        return _train_classifier(config, train, valid, device, out_dir, on_epoch)
+
+
+def _train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], valid: tuple[Tensor, Tensor],
+                      device: torch.device, out_dir: Path | None, on_epoch: EpochCallback | None) -> TrainResult:
     device = torch.device(device)
     x_train, y_train = _checked_split("train", train)
     x_valid, y_valid = _checked_split("valid", valid)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from ..checkpoints import LOCK_FILE
 from ..errors import EffgenError
 from ..paths import FREEZE_DIR, GZIP_SUFFIXES, PROFILES, RUNS_MIRROR, project_root
 from .config import ClassifierConfig
@@ -49,7 +50,7 @@ def _candidates(root: Path, profile: str, chapter: str, ending: str) -> Iterator
 def _copy_run(source: Path, dest: Path) -> None:
     """Copy a run folder, unpacking a frozen mirror's gzipped text files; each file lands atomically."""
     for path in sorted(source.rglob("*")):
-        if not path.is_file():
+        if not path.is_file() or path.name == LOCK_FILE:
             continue
         relative = path.relative_to(source)
         packed = path.suffix == ".gz" and Path(path.stem).suffix in GZIP_SUFFIXES
