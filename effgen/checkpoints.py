@@ -8,14 +8,17 @@ A file that cannot be read, or lacks what its kind needs, raises a one-line ``Ch
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import pickle
+import shutil
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, EffgenError
+from .paths import GZIP_SUFFIXES
 
 LOCK_FILE = ".lock"  # held (flock) by the process training in a run folder; never copied or frozen
 
@@ -104,3 +107,28 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def unpacked(relative: Path) -> Path:
+    """Where a frozen mirror's file lands in a run folder: FILE.csv.gz and FILE.json.gz unpack to FILE.csv/.json."""
+    packed = relative.suffix == ".gz" and Path(relative.stem).suffix in GZIP_SUFFIXES
+    return relative.with_suffix("") if packed else relative
+
+
+def copy_unpacked(source: Path, dest: Path) -> bool:
+    """Copy ``source`` to ``dest`` atomically, gunzipping it when ``dest`` is its unpacked name.
+
+    Returns False, and leaves ``dest`` alone, when ``dest`` exists by the time the copy is ready:
+    another process (two runs of a chapter start together) put the same file there first.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.copy-{os.getpid()}.tmp")  # one name per process
+    if source.name != dest.name:
+        tmp.write_bytes(gzip.decompress(source.read_bytes()))
+    else:
+        shutil.copyfile(source, tmp)
+    if dest.exists():
+        tmp.unlink()
+        return False
+    tmp.replace(dest)
+    return True

@@ -36,9 +36,7 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
-import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -46,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import LOCK_FILE
+from .checkpoints import LOCK_FILE, copy_unpacked, unpacked
 from .paths import FREEZE_DIR, GZIP_SUFFIXES, RUNS_MIRROR
 from .runner import SUMMARY_PAGE, ChapterJob, chapter_name, execute, execution_order, plan, select
 
@@ -646,23 +644,9 @@ def thaw(root: Path, profile: str, chapter: str) -> int:
     for path in sorted(mirror.rglob("*")) if mirror.is_dir() else []:
         if not path.is_file():
             continue
-        relative = path.relative_to(mirror)
-        gzipped = path.suffix == ".gz" and Path(path.stem).suffix in GZIP_SUFFIXES
-        dest = target / (relative.with_suffix("") if gzipped else relative)
-        if dest.exists():
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # One temporary name per process: two runs of one chapter may start (and thaw) at once.
-        tmp = dest.with_name(f"{dest.name}.thaw-{os.getpid()}.tmp")
-        if gzipped:
-            tmp.write_bytes(gzip.decompress(path.read_bytes()))
-        else:
-            shutil.copyfile(path, tmp)
-        if dest.exists():  # the other process got there first, with the same bytes
-            tmp.unlink()
-            continue
-        tmp.replace(dest)
-        copied += 1
+        dest = target / unpacked(path.relative_to(mirror))
+        if not dest.exists() and copy_unpacked(path, dest):
+            copied += 1
     return copied
 
 

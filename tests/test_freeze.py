@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import write_notebook
 
-from effgen import freeze
+from effgen import checkpoints, freeze
 from effgen.cli import main
 from effgen.errors import ParamsError
 from effgen.freeze import (
@@ -324,18 +324,18 @@ def test_two_runs_of_a_chapter_thaw_at_once(book: Path, runs: Path, monkeypatch:
     # process (another pid) thaws everything while this one is half-way through its first copy.
     fake_execute(book, ["01"])
     shutil.rmtree(book / "runs")
-    real_copy, real_pid = shutil.copyfile, freeze.os.getpid()
+    real_copy, real_pid = shutil.copyfile, checkpoints.os.getpid()
     other: list[int] = []
 
     def copy_while_another_process_thaws(src: Path, dst: Path) -> None:
         real_copy(src, dst)
         if not other:
             other.append(0)
-            monkeypatch.setattr(freeze.os, "getpid", lambda: real_pid + 1)
+            monkeypatch.setattr(checkpoints.os, "getpid", lambda: real_pid + 1)
             other[0] = thaw(book, PROFILE, "01-first")
-            monkeypatch.setattr(freeze.os, "getpid", lambda: real_pid)
+            monkeypatch.setattr(checkpoints.os, "getpid", lambda: real_pid)
 
-    monkeypatch.setattr(freeze.shutil, "copyfile", copy_while_another_process_thaws)
+    monkeypatch.setattr(checkpoints.shutil, "copyfile", copy_while_another_process_thaws)
     mine = thaw(book, PROFILE, "01-first")
     assert other[0] >= 4 and mine < other[0]
     assert not list(runs.rglob("*.tmp"))

@@ -13,17 +13,14 @@ On the CPU the result is bit-for-bit the run the chapter would have trained from
 """
 from __future__ import annotations
 
-import gzip
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from torch import Tensor
 
-from ..checkpoints import LOCK_FILE
+from ..checkpoints import LOCK_FILE, copy_unpacked, unpacked
 from ..errors import EffgenError
-from ..paths import FREEZE_DIR, GZIP_SUFFIXES, PROFILES, RUNS_MIRROR, project_root
+from ..paths import FREEZE_DIR, PROFILES, RUNS_MIRROR, project_root
 from .config import ClassifierConfig
 from .loop import CHECKPOINT_FILE, _read_checkpoint, data_fingerprint
 
@@ -50,18 +47,8 @@ def _candidates(root: Path, profile: str, chapter: str, ending: str) -> Iterator
 def _copy_run(source: Path, dest: Path) -> None:
     """Copy a run folder, unpacking a frozen mirror's gzipped text files; each file lands atomically."""
     for path in sorted(source.rglob("*")):
-        if not path.is_file() or path.name == LOCK_FILE:
-            continue
-        relative = path.relative_to(source)
-        packed = path.suffix == ".gz" and Path(path.stem).suffix in GZIP_SUFFIXES
-        target = dest / (relative.with_suffix("") if packed else relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.twin-{os.getpid()}.tmp")
-        if packed:
-            tmp.write_bytes(gzip.decompress(path.read_bytes()))
-        else:
-            shutil.copyfile(path, tmp)
-        tmp.replace(target)
+        if path.is_file() and path.name != LOCK_FILE:
+            copy_unpacked(path, dest / unpacked(path.relative_to(source)))
 
 
 def adopt_twin(out_dir: Path, config: ClassifierConfig, train: tuple[Tensor, Tensor],
