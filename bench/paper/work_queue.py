@@ -11,8 +11,9 @@ So the same command every session picks up where the last one stopped:
     kill %1; effgen snapshot --profile paper       # before the session ends; then commit _freeze/paper
 
 A job starts when the jobs it needs have finished in this call, or were already done before it
-(their chapter frozen). The order puts the summary page's rows first: chapter 04's two DCGANs
-and chapter 02's tuned seeds.
+(their chapter frozen). The order puts the summary page's rows first (chapter 04's DCGANs and
+chapter 02's tuned seeds) and pairs a GAN, bound by arithmetic, with a classifier chapter, bound
+by memory traffic, so the two processes compete less than two GANs for the shared cache.
 """
 from __future__ import annotations
 
@@ -41,9 +42,9 @@ class Job:
 def jobs(python: str, effgen: str) -> list[Job]:
     gan = [python, "bench/paper/gan_runs.py"]
     return [
-        Job("gan-faithful", [*gan, "faithful", "--threads", "1"]),
         Job("gan-corrected", [*gan, "corrected", "--threads", "1"]),
         Job("02", [effgen, "run", "02", "--profile", PROFILE], chapter="02-classifier"),
+        Job("gan-faithful", [*gan, "faithful", "--threads", "1"]),
         Job("01", [effgen, "run", "01", "--profile", PROFILE], chapter="01-activations"),
         Job("gan-modern", [*gan, "modern", "--threads", "1"]),
         Job("03", [effgen, "run", "03", "--profile", PROFILE], chapter="03-tuning"),
