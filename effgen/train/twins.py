@@ -66,11 +66,12 @@ def adopt_twin(out_dir: Path, config: ClassifierConfig, train: tuple[Tensor, Ten
     ending = out_dir.name[out_dir.name.rfind("-seed"):]
     if not ending.startswith("-seed"):
         return None
-    fingerprint = data_fingerprint(*train, *valid)
+    fingerprint = None  # hashing the data costs a second at the official sizes: only when there is a candidate
     best, best_step = None, 0
     for candidate in _candidates(root, *where, ending):
         if not (candidate / CHECKPOINT_FILE).is_file():
             continue
+        fingerprint = fingerprint or data_fingerprint(*train, *valid)
         try:
             state = _read_checkpoint(candidate, config, fingerprint)
         except EffgenError:  # another configuration or data under a colliding name: not a twin
