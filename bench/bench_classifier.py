@@ -9,7 +9,8 @@ random AddNIST-shaped tensors, in one process:
 
 Usage: ``python bench/bench_classifier.py [--steps 100] [--rounds 3] [--device auto]``. Prints the
 machine (with its load average: on a shared CPU other processes slow both loops), both rates and
-their ratio, and on the CPU each step's FLOP rate against the machine's (``bench/roofline.py``). Each round times both loops after a warm-up, in alternating order; the median round counts.
+their ratio, and on the CPU each step's FLOP rate against the machine's (``bench/roofline.py``).
+Each round times both loops after a warm-up, in alternating order; the median round counts.
 """
 from __future__ import annotations
 

@@ -609,7 +609,7 @@ def train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None = No
     device = torch.device(device)
     budget = check_gan_budget(config)  # raises BudgetError before any data moves
     _validate_images(images, config)
-    with exclusive_run(Path(run_dir) if run_dir is not None else None):
+    with exclusive_run(run_dir):
         return _train_gan(config, images, run_dir, device, budget, stop_at, provenance, show_progress)
 
 

@@ -22,7 +22,7 @@ from torch import Tensor
 from .. import stats
 from ..budget import BudgetReport
 from .config import ClassifierConfig
-from .loop import data_fingerprint, evaluate, train_classifier
+from .loop import TrainResult, data_fingerprint, evaluate, train_classifier
 from .twins import adopt_twin
 
 TEST_FILE = "test.json"
@@ -62,8 +62,7 @@ class ClassifierRun:
 def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device, out_dir: Path) -> ClassifierRun:
     """Train (resume, reuse, or copy another chapter's twin, see ``twins``) in ``out_dir``; score the test split once."""
     out_dir = Path(out_dir)
-    adopt_twin(out_dir, config, data.train, data.valid)
-    result = train_classifier(config, data.train, data.valid, device, out_dir)
+    result = _train_here_or_from_twin(config, data, device, out_dir)
     x_test, y_test = data.test
     fingerprint = data_fingerprint(x_test, y_test)
     cached = _read_test(out_dir, fingerprint) if result.reused else None
@@ -85,6 +84,13 @@ def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device,
     scores, predictions = cached
     return ClassifierRun(config=config, history=result.history, budget=result.budget, test=scores,
                          predictions=predictions, out_dir=out_dir)
+
+
+def _train_here_or_from_twin(config: ClassifierConfig, data: Splits, device: torch.device,
+                             folder: Path) -> TrainResult:
+    """``train_classifier`` in ``folder``, starting from another chapter's copy of the run when there is one."""
+    adopt_twin(folder, config, data.train, data.valid)
+    return train_classifier(config, data.train, data.valid, device, folder)
 
 
 def run_seeds(config: ClassifierConfig, seeds: Iterable[int], data: Splits, device: torch.device,
@@ -137,9 +143,7 @@ def pick_lr(config: ClassifierConfig, factors: Iterable[float], seeds: Iterable[
     for factor in factors:
         for seed in seeds:
             run = config.replace(lr=config.lr * factor, seed=seed)
-            folder = run_folder(run, data, root, name)
-            adopt_twin(folder, run, data.train, data.valid)
-            result = train_classifier(run, data.train, data.valid, device, folder)
+            result = _train_here_or_from_twin(run, data, device, run_folder(run, data, root, name))
             rows.append({"factor": factor, "lr": run.lr, "seed": seed, "val_acc": 100.0 * result.final_val_acc})
     table = pd.DataFrame(rows)
     means = table.groupby("factor")["val_acc"].mean()

@@ -75,7 +75,7 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
     after each trained epoch's checkpoint is written and may raise (e.g. ``optuna.TrialPruned``).
     One process at a time trains in ``out_dir`` (``effgen.checkpoints.exclusive_run``).
     """
-    with exclusive_run(Path(out_dir) if out_dir is not None else None):
+    with exclusive_run(out_dir):
         return _train_classifier(config, train, valid, device, out_dir, on_epoch)
 
 

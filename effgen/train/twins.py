@@ -81,7 +81,8 @@ def adopt_twin(out_dir: Path, config: ClassifierConfig, train: tuple[Tensor, Ten
     if best is None:
         return None
     _copy_run(best, out_dir)
-    done = "finished" if best_step >= config.steps else f"at step {best_step:,} of {config.steps:,}"
-    log(f"{out_dir.relative_to(root / 'runs')}: the same run (configuration, seed and data) is {done} in "
-        f"{best.relative_to(root)}; copied{'' if best_step >= config.steps else ', and resumed from there'}")
+    finished = best_step >= config.steps
+    log(f"{out_dir.relative_to(root / 'runs')}: the same run (configuration, seed and data) is "
+        f"{'finished' if finished else f'at step {best_step:,} of {config.steps:,}'} in {best.relative_to(root)}; "
+        f"copied{'' if finished else ', and resumed from there'}")
     return best
