@@ -116,14 +116,14 @@ def unpacked(relative: Path) -> Path:
 
 
 def copy_unpacked(source: Path, dest: Path) -> bool:
-    """Copy ``source`` to ``dest`` atomically, gunzipping it when ``dest`` is its unpacked name.
+    """Copy ``source`` to ``dest`` atomically, gunzipping it when it is a packed mirror file (FILE.csv.gz).
 
     Returns False, and leaves ``dest`` alone, when ``dest`` exists by the time the copy is ready:
     another process (two runs of a chapter start together) put the same file there first.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f"{dest.name}.copy-{os.getpid()}.tmp")  # one name per process
-    if source.name != dest.name:
+    if unpacked(Path(source.name)).name != source.name:
         tmp.write_bytes(gzip.decompress(source.read_bytes()))
     else:
         shutil.copyfile(source, tmp)

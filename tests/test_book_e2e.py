@@ -1,25 +1,17 @@
-"""End to end: `effgen report --profile smoke` over every chapter, in a copy of the project.
-
-The copy has its own empty data/ and runs/, as on a fresh clone, so whatever stand-in data the
-chapters fall back to offline is exercised too.
-"""
+"""End to end: `effgen report --profile smoke` over every chapter (conftest's `smoke_book`)."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SMOKE_BOOK
 
 from effgen.runner import book_notebooks, chapter_name
 
-from conftest import REPO
-
-SOURCES = ("_quarto.yml", "references.bib", "index.ipynb", "chapters", "params")
+pytestmark = SMOKE_BOOK
 
 
 class _Text(HTMLParser):
@@ -35,20 +27,6 @@ def _text(path: Path) -> str:
     parser = _Text()
     parser.feed(path.read_text())
     return " ".join(parser.chunks)
-
-
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("book")
-    for name in SOURCES:
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
-    env = {"EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(root / "data"), "PATH": "/usr/bin:/bin",
-           "HOME": str(Path.home())}
-    result = subprocess.run([sys.executable, "-m", "effgen.cli", "report", "--profile", "smoke"], cwd=root,
-                            env=env, capture_output=True, text=True, timeout=1500)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return root
 
 
 @pytest.mark.slow

@@ -117,6 +117,21 @@ def test_rewrite_replaces_a_folder_whole(folder: Path) -> None:
     assert [p.name for p in folder.parent.iterdir()] == ["addnist"]
 
 
+def test_a_folder_another_process_wrote_first_is_replaced_whole(folder: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two chapters building one dataset: the folder appears between this writer's check and its rename."""
+    from effgen.data import addnist_format
+
+    real_exists = Path.exists
+    monkeypatch.setattr(addnist_format.Path, "exists",
+                        lambda self: False if self == folder else real_exists(self))
+    write_addnist_folder(folder, _splits(seed=1), {"dataset": "second"})
+    monkeypatch.undo()
+    data = read_addnist_folder(folder)
+    assert data.provenance["dataset"] == "second"
+    assert [p.name for p in folder.parent.iterdir()] == ["addnist"]
+
+
 def test_cli_check_passes_and_fails(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "check", str(folder)]) == 0
     assert "valid AddNIST format" in capsys.readouterr().out

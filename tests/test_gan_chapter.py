@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMOKE_BOOK, copy_chapter
 
 from effgen.gan import (
     FCGenerator,
@@ -19,27 +19,20 @@ from effgen.gan import (
     saved_generators,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+CHAPTER = "04-dcgan"
 
 
-def execute(root: Path, out: Path) -> None:
-    env = {**os.environ, "EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(REPO / "data"), "EFFGEN_PROGRESS": "0"}
-    subprocess.run([sys.executable, "-m", "papermill", str(root / "chapters/04-dcgan.ipynb"), str(out),
-                    "-p", "profile", "smoke", "-f", str(root / "params/smoke/04-dcgan.yml"), "--cwd", str(root)],
+def execute(root: Path, data: Path, out: Path) -> None:
+    env = {**os.environ, "EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(data), "EFFGEN_PROGRESS": "0"}
+    subprocess.run([sys.executable, "-m", "papermill", str(root / f"chapters/{CHAPTER}.ipynb"), str(out),
+                    "-p", "profile", "smoke", "-f", str(root / f"params/smoke/{CHAPTER}.yml"), "--cwd", str(root)],
                    check=True, env=env, capture_output=True, timeout=600)
 
 
 @pytest.mark.slow
-def test_chapter_04_smoke(tmp_path: Path) -> None:
-    root = tmp_path / "project"
-    (root / "chapters").mkdir(parents=True)
-    (root / "params/smoke").mkdir(parents=True)
-    (root / "_quarto.yml").write_text("book:\n  title: t\n")
-    shutil.copy(REPO / "chapters/04-dcgan.ipynb", root / "chapters")
-    shutil.copy(REPO / "params/smoke/04-dcgan.yml", root / "params/smoke")
-    execute(root, tmp_path / "first.ipynb")
-
-    run_dir = root / "runs/smoke/04-dcgan"
+@SMOKE_BOOK
+def test_chapter_04_smoke(smoke_book: Path, tmp_path: Path) -> None:
+    run_dir = smoke_book / "runs/smoke" / CHAPTER
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {h["key"]: h["value"] for h in metrics["headline"]}["gan_params"] == 967_072
     dataset = metrics["metrics"]["dataset"]
@@ -59,11 +52,13 @@ def test_chapter_04_smoke(tmp_path: Path) -> None:
     faithful = generator_extra(found["faithful"])
     assert (faithful["sample_mode"], faithful["batch_size"]) == ("train", 16)  # params/smoke/04-dcgan.yml
     if metrics["provenance"]["data"]["stand_in"]:
-        text = (tmp_path / "first.ipynb").read_text()
+        text = (smoke_book / "_build/smoke/chapters" / f"{CHAPTER}.ipynb").read_text()
         assert "a stand-in" in text and "callout-warning" in text
 
-    # Re-executing reuses the finished runs: no checkpoint is rewritten.
+    # Re-executing (in a copy of the chapter) reuses the finished runs: no checkpoint is rewritten.
+    root = copy_chapter(smoke_book, CHAPTER, tmp_path / "project")
+    run_dir = root / "runs/smoke" / CHAPTER
     checkpoints = {p: p.stat().st_mtime_ns for p in run_dir.rglob("checkpoint.pt")}
     assert len(checkpoints) == 5
-    execute(root, tmp_path / "second.ipynb")
+    execute(root, smoke_book / "data", tmp_path / "second.ipynb")
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("checkpoint.pt")} == checkpoints

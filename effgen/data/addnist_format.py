@@ -7,6 +7,7 @@ Every source writes this format, so this module is the only reader.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -188,8 +189,12 @@ def record_checksums(folder: Path) -> None:
 
 def _swap_into_place(staging: Path, folder: Path) -> None:
     if not folder.exists():
-        os.replace(staging, folder)
-        return
+        try:
+            os.replace(staging, folder)
+            return
+        except OSError as error:  # another process (two chapters building one dataset) got there first
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
     old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
     os.replace(folder, old / folder.name)
     os.replace(staging, folder)

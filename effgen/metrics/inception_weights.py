@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -211,7 +212,7 @@ def convert_fid_helper_weights(source: Path, target: Path) -> Path:
     skeleton = fid_inception_skeleton()
     skeleton.load_state_dict(state, strict=True)  # any missing or extra key fails here, not later
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp = target.with_suffix(f"{target.suffix}.{os.getpid()}.tmp")  # one name per process: two may convert at once
     torch.save(skeleton.state_dict(), tmp)
     tmp.replace(target)
     return target

@@ -91,7 +91,7 @@ def _train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], va
     model = build_model(config)  # built right after seeding, so its initial weights follow the seed
     budget = _check(model, config)
     fingerprint = data_fingerprint(x_train, y_train, x_valid, y_valid)
-    state = _read_checkpoint(Path(out_dir), config, fingerprint) if out_dir is not None else None
+    state = matching_checkpoint(Path(out_dir), config, fingerprint) if out_dir is not None else None
 
     fmt = memory_format(device)
     model.to(device=device, memory_format=fmt)
@@ -384,7 +384,7 @@ def _load(path: Path, required: tuple[str, ...] = ("config", "model")) -> dict[s
     return payload
 
 
-def _read_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str) -> dict[str, Any] | None:
+def matching_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str) -> dict[str, Any] | None:
     """The checkpoint in ``out_dir`` if it belongs to this exact run; None when there is none."""
     path = out_dir / CHECKPOINT_FILE
     if not path.is_file():

@@ -22,7 +22,7 @@ from ..checkpoints import LOCK_FILE, copy_unpacked, unpacked
 from ..errors import EffgenError
 from ..paths import FREEZE_DIR, PROFILES, RUNS_MIRROR, project_root
 from .config import ClassifierConfig
-from .loop import CHECKPOINT_FILE, _read_checkpoint, data_fingerprint
+from .loop import CHECKPOINT_FILE, data_fingerprint, matching_checkpoint
 
 
 def _profile_of(out_dir: Path, root: Path) -> tuple[str, str] | None:
@@ -73,7 +73,7 @@ def adopt_twin(out_dir: Path, config: ClassifierConfig, train: tuple[Tensor, Ten
             continue
         fingerprint = fingerprint or data_fingerprint(*train, *valid)
         try:
-            state = _read_checkpoint(candidate, config, fingerprint)
+            state = matching_checkpoint(candidate, config, fingerprint)
         except EffgenError:  # another configuration or data under a colliding name: not a twin
             continue
         if state is not None and int(state["step"]) > best_step:
