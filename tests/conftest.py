@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -12,8 +9,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 REPO = Path(__file__).resolve().parent.parent
-BOOK_SOURCES = ("_quarto.yml", "references.bib", "index.ipynb", "chapters", "params")
-SMOKE_BOOK = pytest.mark.xdist_group("smoke_book")  # under `pytest -n`, every user of the book on one worker
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # `pytest -n N`: N processes share the cores
+if WORKERS > 1:  # more OpenMP threads than cores spin-wait on each other; kernels and scripts inherit this
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
 
 
 def write_notebook(path: Path, parameters: str, *code: str, title: str = "# A chapter") -> Path:
@@ -53,36 +51,5 @@ def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _few_threads() -> None:
     import torch
 
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # `pytest -n`: share the cores
-    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // WORKERS)))
 
-
-@pytest.fixture(scope="session")
-def smoke_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`effgen report --profile smoke` over every chapter, once per session, in a copy of the project.
-
-    The copy has its own empty data/ and runs/, as on a fresh clone, so whatever stand-in data the
-    chapters fall back to offline is exercised too. Tests that need a chapter's smoke outputs read
-    them here rather than execute the chapter again; tests that change a run work on a copy.
-    """
-    root = tmp_path_factory.mktemp("book")
-    for name in BOOK_SOURCES:
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
-    env = {"EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(root / "data"), "PATH": "/usr/bin:/bin",
-           "HOME": str(Path.home())}
-    result = subprocess.run([sys.executable, "-m", "effgen.cli", "report", "--profile", "smoke"], cwd=root,
-                            env=env, capture_output=True, text=True, timeout=1500, check=False)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return root
-
-
-def copy_chapter(book: Path, chapter: str, root: Path) -> Path:
-    """A one-chapter project at ``root`` holding ``book``'s smoke notebook, params and finished runs."""
-    (root / "chapters").mkdir(parents=True)
-    (root / "params/smoke").mkdir(parents=True)
-    (root / "_quarto.yml").write_text(f"book:\n  chapters:\n    - chapters/{chapter}.ipynb\n")
-    shutil.copy(book / "chapters" / f"{chapter}.ipynb", root / "chapters")
-    shutil.copy(book / "params/smoke" / f"{chapter}.yml", root / "params/smoke")
-    shutil.copytree(book / "runs/smoke" / chapter, root / "runs/smoke" / chapter)
-    return root
