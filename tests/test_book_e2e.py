@@ -47,8 +47,6 @@ def smoke_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
     env = {"EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(root / "data"), "PATH": "/usr/bin:/bin",
            "HOME": str(Path.home())}
-    if threads := os.environ.get("OMP_NUM_THREADS"):  # under `pytest -n`, the chapters' kernels share the cores
-        env["OMP_NUM_THREADS"] = threads
     result = subprocess.run([sys.executable, "-m", "effgen.cli", "report", "--profile", "smoke"], cwd=root,
                             env=env, capture_output=True, text=True, timeout=1500, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
