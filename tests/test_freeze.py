@@ -169,6 +169,14 @@ def test_output_only_change_keeps_frozen_and_source_change_stales(book: Path) ->
     assert states(book)["03-third"] == ("stale", ["notebook"])
 
 
+def test_a_chapter_depends_on_what_a_lazy_package_loads_for_it(tmp_path: Path) -> None:
+    """effgen.data loads its submodules on first use (PEP 562); the import scan must still see them."""
+    notebook = write_notebook(tmp_path / "chapter.ipynb", "profile = 'smoke'",
+                              "from effgen.data import load_addnist\nload_addnist")
+    modules = Library().digests(notebook)
+    assert {"effgen/data/__init__.py", "effgen/data/addnist.py", "effgen/data/addnist_format.py"} <= set(modules)
+
+
 def test_library_change_stales_only_the_chapters_importing_it(book: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     package = fake_package(tmp_path)
