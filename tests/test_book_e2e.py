@@ -28,6 +28,7 @@ from effgen.gan import (
     generated_images,
     generator_extra,
     load_generator,
+    run_folder,
     saved_generators,
 )
 from effgen.metrics import inception_weights as iw
@@ -278,3 +279,27 @@ def test_chapter_05_scores_every_generator(smoke_book: Path) -> None:
         assert text in executed, text
     weights = root / "data" / "weights"
     assert [p.name for p in weights.iterdir()] == [iw.CONVERTED_WEIGHTS_NAME] or iw.pytorch_fid_weights_path().is_file()
+
+
+def test_the_paper_queue_scripts_prepare_exactly_what_chapters_05_and_06_use(smoke_book: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/paper/gan_runs.py and fid_references.py work ahead of chapters 05 and 06 in the paper
+    profile's queue: what they train and score must be what the chapters then find, not a near miss."""
+    sys.path.insert(0, str(REPO / "bench" / "paper"))
+    import fid_references
+    import gan_runs
+
+    monkeypatch.setenv("EFFGEN_ROOT", str(smoke_book))
+    monkeypatch.setenv("EFFGEN_DATA", str(smoke_book / "data"))
+    values, beyond = gan_runs.chapter_parameters("smoke"), gan_runs.chapter_parameters("smoke", gan_runs.BEYOND)
+    for which in ("modern", "ablation"):
+        runs = gan_runs.beyond_runs(values, beyond, which)
+        assert runs, which
+        for name, config in runs.items():
+            folder = run_folder(smoke_book / "runs" / "smoke" / gan_runs.BEYOND, name, config)
+            assert (folder / "generator.pt").is_file(), f"chapter 06 trained no {folder.name}"
+    dataset, references = fid_references.reference_sets("smoke")
+    evaluation = json.loads((smoke_book / "runs" / "smoke" / CHAPTER_05 / "metrics.json").read_text())
+    assert dataset == evaluation["provenance"]["data"]["dataset"]
+    assert {(ref.split, ref.n) for ref in references} == {("test", 8), ("train", 8)}  # 05 and 06 share the test set
+    assert fid_references.missing_sets("smoke") == []

@@ -20,6 +20,8 @@ from effgen.gan import (
     Generator,
     ResNetDiscriminator,
     ResNetGenerator,
+    ablation_folder,
+    ablation_run_configs,
     check_gan_budget,
     diff_augment,
     generated_images,
@@ -27,6 +29,7 @@ from effgen.gan import (
     hinge_g_loss,
     load_generator,
     modern_ablation,
+    modern_run_config,
     preset,
     run_folder,
     save_generator,
@@ -298,6 +301,23 @@ def test_ablation_switches_one_piece_at_a_time() -> None:
     assert len(names) == 12 and all(c.steps == 400 for c in removed.values())
     with pytest.raises(ParamsError):
         modern_ablation(base, "sideways")
+
+
+def test_chapter_06_runs_take_the_dcgan_budget_and_the_ablation_its_own_length() -> None:
+    modern = modern_run_config("dcgan_sn", steps=50_000, epoch_steps=1_000, batch_size=64, seed=3,
+                               checkpoint_every=250, sample_every=5_000)
+    assert modern == preset("modern", architecture="dcgan_sn", steps=50_000, epoch_steps=1_000, batch_size=64,
+                            seed=3, checkpoint_every=250, sample_every=5_000)
+    short = modern_run_config("dcgan_sn", steps=6, epoch_steps=1, batch_size=16, seed=0, checkpoint_every=3,
+                              sample_every=5_000)
+    assert short.sample_every == 6  # one grid at the end of a run shorter than the cadence
+    ablation = ablation_run_configs(modern, 5_000)
+    assert list(ablation) == ["modern"] + [f"no {a}" for a in ADDITIONS if a != "ema"]  # the raw G is "no ema"
+    assert all((c.steps, c.sample_every, c.checkpoint_every, c.seed) == (5_000, 5_000, 250, 3)
+               for c in ablation.values())
+    assert ablation_run_configs(modern, 100)["modern"].checkpoint_every == 100
+    assert ablation["no ttur"] == dataclasses.replace(ablation["modern"], d_lr=modern.g_lr)
+    assert ablation_folder("no spectral_norm") == "ablation-no-spectral_norm"
 
 
 # ---------------------------------------------------------------- command line

@@ -34,3 +34,17 @@ def test_a_job_whose_need_is_not_queued_does_not_hang(tmp_path: Path) -> None:
     _, failed = run_queue([Job("x", script(tmp_path, "x"), needs=["never"])], 1, set(), tmp_path,
                           dict(os.environ), tmp_path, poll_seconds=0.05)
     assert failed == {"x"} and not (tmp_path / "order.txt").exists()
+
+
+def test_a_job_that_runs_alone_gets_every_worker_and_others_one_thread(tmp_path: Path) -> None:
+    def threads_job(name: str) -> list[str]:
+        out = tmp_path / f"{name}.threads"
+        code = f"import os, time; time.sleep(0.3); open({str(out)!r}, 'w').write(os.environ['OMP_NUM_THREADS'])"
+        return [sys.executable, "-c", code]
+
+    queue = [Job("a", threads_job("a")), Job("b", threads_job("b")), Job("c", threads_job("c"), needs=["a", "b"]),
+             Job("d", threads_job("d"), needs=["c"])]
+    done, failed = run_queue(queue, 2, set(), tmp_path, dict(os.environ), tmp_path, poll_seconds=0.05)
+    assert not failed and done == {"a", "b", "c", "d"}
+    threads = {name: (tmp_path / f"{name}.threads").read_text() for name in "abcd"}
+    assert threads == {"a": "1", "b": "1", "c": "2", "d": "2"}  # a and b side by side; c, then d, alone

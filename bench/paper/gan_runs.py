@@ -10,21 +10,32 @@ and an interrupted run resumes from its last checkpoint (thawed from ``_freeze/`
 
     python bench/paper/gan_runs.py faithful --threads 1 &
     python bench/paper/gan_runs.py corrected --threads 1 &
-    python bench/paper/gan_runs.py modern --threads 1 &   # chapter 06's modern recipe
+    python bench/paper/gan_runs.py modern --threads 1 &     # chapter 06's modern recipe
+    python bench/paper/gan_runs.py ablation --threads 1 &   # chapter 06's leave-one-out runs, one after another
 
-The modern run is built as chapter 06 builds it: chapter 04's steps, "epoch", batch size and seed,
-chapter 06's architecture and checkpoint/sample cadence.
+The modern and ablation runs are built by the functions chapter 06 builds them with
+(``effgen.gan.modern_run_config``, ``ablation_run_configs``): chapter 04's steps, "epoch", batch size
+and seed, chapter 06's architecture, cadence and ablation length.
 """
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import torch
 
 from effgen.data import gan_dataset
 from effgen.freeze import thaw
-from effgen.gan import preset, run_folder, train_gan
+from effgen.gan import (
+    GanConfig,
+    ablation_folder,
+    ablation_run_configs,
+    modern_run_config,
+    preset,
+    run_folder,
+    train_gan,
+)
 from effgen.params import declared_parameters, load_params_file
 from effgen.paths import project_root, runs_dir
 
@@ -53,41 +64,53 @@ def run_configs(values: dict) -> dict:
     return configs
 
 
-def modern_config(values: dict, beyond: dict):
+def modern_config(values: dict, beyond: dict) -> GanConfig:
     """Chapter 06's modern run: chapter 04's budget and seed, chapter 06's shape and cadence."""
-    return preset("modern", architecture=beyond["modern_architecture"], steps=values["steps"],
-                  epoch_steps=values["epoch_steps"], batch_size=values["batch_size"], seed=values["seed"],
-                  checkpoint_every=beyond["gan_checkpoint_every"],
-                  sample_every=min(beyond["gan_sample_every"], values["steps"]))
+    return modern_run_config(beyond["modern_architecture"], steps=values["steps"],
+                             epoch_steps=values["epoch_steps"], batch_size=values["batch_size"],
+                             seed=values["seed"], checkpoint_every=beyond["gan_checkpoint_every"],
+                             sample_every=beyond["gan_sample_every"])
+
+
+def beyond_runs(values: dict, beyond: dict, which: str) -> dict[str, GanConfig]:
+    """Folder prefix -> config of chapter 06's ``which`` runs ("modern" or "ablation")."""
+    modern = modern_config(values, beyond)
+    if which == "modern":
+        return {"gan-modern": modern}
+    if beyond["ablation_steps"] <= 0:
+        return {}
+    return {ablation_folder(name): config
+            for name, config in ablation_run_configs(modern, beyond["ablation_steps"]).items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="faithful | corrected | corrected-augmented | modern")
+    parser.add_argument("run", help="faithful | corrected | corrected-augmented | modern | ablation")
     parser.add_argument("--profile", default="paper")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
+                        help="torch threads (default: OMP_NUM_THREADS, which work_queue.py sets, else 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     values = chapter_parameters(args.profile)
-    configs = run_configs(values)
-    chapter, name = CHAPTER, args.run
-    if args.run == "modern":
-        chapter, name = BEYOND, "gan-modern"  # the folder chapter 06 trains it in
-        configs["modern"] = modern_config(values, chapter_parameters(args.profile, BEYOND))
-    if args.run not in configs:
-        parser.error(f"unknown run {args.run!r}; choose one of {', '.join(configs)}, modern")
-    config = configs[args.run]
+    chapter, runs = CHAPTER, run_configs(values)
+    if args.run in ("modern", "ablation"):
+        chapter, runs = BEYOND, beyond_runs(values, chapter_parameters(args.profile, BEYOND), args.run)
+    elif args.run in runs:
+        runs = {args.run: runs[args.run]}
+    else:
+        parser.error(f"unknown run {args.run!r}; choose one of {', '.join(runs)}, modern, ablation")
     # A fresh clone has the in-progress checkpoints only in _freeze/ (effgen snapshot): bring them back first.
     thawed = thaw(project_root(), args.profile, chapter)
     if thawed:
         print(f"thawed {thawed} file(s) of {chapter} from _freeze/{args.profile}/", flush=True)
     data = gan_dataset(values["dataset"], "train", allow_stand_in=values["allow_stand_in"])
-    folder = run_folder(runs_dir(args.profile, chapter), name, config)
-    print(f"{args.run}: {config.steps:,} steps into {Path(folder).relative_to(project_root())} "
-          f"on {data.provenance['dataset']}, {args.threads} thread(s)", flush=True)
-    run = train_gan(config, data.images, folder, torch.device("cpu"), provenance=data.provenance,
-                    show_progress=False)
-    print(f"{args.run}: step {run.step:,}/{config.steps:,}, {run.seconds:.0f} s this call", flush=True)
+    for name, config in runs.items():
+        folder = run_folder(runs_dir(args.profile, chapter), name, config)
+        print(f"{name}: {config.steps:,} steps into {Path(folder).relative_to(project_root())} "
+              f"on {data.provenance['dataset']}, {args.threads} thread(s)", flush=True)
+        run = train_gan(config, data.images, folder, torch.device("cpu"), provenance=data.provenance,
+                        show_progress=False)
+        print(f"{name}: step {run.step:,}/{config.steps:,}, {run.seconds:.0f} s this call", flush=True)
 
 
 if __name__ == "__main__":

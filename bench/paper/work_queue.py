@@ -15,6 +15,13 @@ A job starts when the jobs it needs have finished in this call, or were already 
 chapter 02's tuned seeds) and pairs a GAN with a classifier chapter rather than with the other
 GAN. Measured here, one thread each: a DCGAN step takes 0.94 s alone, 1.05-1.11 s beside the other
 GAN and 1.07 s beside a classifier, whose own step slows by only 4% (0.36 -> 0.375 s).
+
+The profile ends in a chain, 04 -> 05 -> 06 -> summary, that little can run beside. So whatever that
+chain can do early is a job of its own: the FID reference statistics (``fid_references.py``), chapter
+06's modern GAN and its ablation runs (``gan_runs.py``), and chapter 04 starts as soon as both DCGANs
+are done. A job that starts with nothing else running and nothing else ready stays alone until it
+ends (only its end can make another job ready), so it gets every worker's thread
+(``OMP_NUM_THREADS``; the scripts' ``--threads`` follows it); any other job gets one.
 """
 from __future__ import annotations
 
@@ -43,21 +50,28 @@ class Job:
 def jobs(python: str, effgen: str) -> list[Job]:
     gan = [python, "bench/paper/gan_runs.py"]
     return [
-        Job("gan-corrected", [*gan, "corrected", "--threads", "1"]),
+        Job("gan-corrected", [*gan, "corrected"]),
         Job("02", [effgen, "run", "02", "--profile", PROFILE], chapter="02-classifier"),
-        Job("gan-faithful", [*gan, "faithful", "--threads", "1"]),
+        Job("gan-faithful", [*gan, "faithful"]),
         Job("01", [effgen, "run", "01", "--profile", PROFILE], chapter="01-activations"),
-        Job("gan-modern", [*gan, "modern", "--threads", "1"]),
-        Job("03", [effgen, "run", "03", "--profile", PROFILE], chapter="03-tuning"),
         Job("04", [effgen, "run", "04", "--profile", PROFILE], ["gan-faithful", "gan-corrected"], "04-dcgan"),
-        Job("05", [effgen, "run", "05", "--profile", PROFILE], ["04"], "05-evaluation"),
-        Job("06", [effgen, "run", "06", "--profile", PROFILE], ["04", "05", "gan-modern"], "06-beyond"),
+        Job("fid-references", [python, "bench/paper/fid_references.py"]),
+        Job("gan-modern", [*gan, "modern"]),
+        Job("05", [effgen, "run", "05", "--profile", PROFILE], ["04", "fid-references"], "05-evaluation"),
+        Job("03", [effgen, "run", "03", "--profile", PROFILE], chapter="03-tuning"),
+        Job("gan-ablation", [*gan, "ablation"]),
+        Job("06", [effgen, "run", "06", "--profile", PROFILE], ["04", "05", "gan-modern", "gan-ablation"],
+            "06-beyond"),
         Job("index", [effgen, "run", "index", "--profile", PROFILE], ["01", "02", "03", "04", "05", "06"], "index"),
     ]
 
 
 def frozen_chapters(root: Path) -> set[str]:
     return {s.name for s in status(root, PROFILE) if s.state == "frozen"}
+
+
+def with_threads(env: dict[str, str], threads: int) -> dict[str, str]:
+    return {**env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
 def run_queue(queue: list[Job], workers: int, done: set[str], logs: Path, env: dict[str, str],
@@ -84,12 +98,14 @@ def run_queue(queue: list[Job], workers: int, done: set[str], logs: Path, env: d
         while ready and len(running) < workers:
             job = ready.pop(0)
             waiting.remove(job)
+            threads = workers if not running and not ready else 1  # alone until it ends: every core
             with open(logs / f"{job.name}.log", "a") as log:
-                log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(job.command)}\n")
+                log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(job.command)} "
+                          f"({threads} thread(s))\n")
                 log.flush()
-                running[job.name] = subprocess.Popen(job.command, cwd=cwd, env=env, stdout=log,
-                                                     stderr=subprocess.STDOUT)
-            print(f"{time.strftime('%H:%M:%S')} {job.name}: started", flush=True)
+                running[job.name] = subprocess.Popen(job.command, cwd=cwd, env=with_threads(env, threads),
+                                                     stdout=log, stderr=subprocess.STDOUT)
+            print(f"{time.strftime('%H:%M:%S')} {job.name}: started, {threads} thread(s)", flush=True)
         if not running and waiting:
             print(f"queue: {', '.join(job.name for job in waiting)} wait on jobs that are not queued", flush=True)
             failed.update(job.name for job in waiting)
@@ -120,7 +136,7 @@ def main() -> None:
     already = {job.name for job in queue if job.chapter in frozen}
     logs = runs_dir(PROFILE) / "queue"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "EFFGEN_PROGRESS": "0"}
+    env = {**os.environ, "EFFGEN_PROGRESS": "0"}  # threads are set per job (run_queue)
     print(f"queue: {len(queue) - len(already)} job(s) to do, {len(already)} done already; {args.workers} "
           f"worker(s); logs in {logs.relative_to(root)}", flush=True)
     done, failed = run_queue(queue, args.workers, already, logs, env, root)

@@ -1,5 +1,11 @@
 """The paper's DCGAN: models, the faithful and corrected training recipes, the dismissed baselines, and a modern recipe."""
-from .ablation import ADDITIONS, modern_ablation
+from .ablation import (
+    ADDITIONS,
+    ablation_folder,
+    ablation_run_configs,
+    modern_ablation,
+    modern_run_config,
+)
 from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic
 from .diffaugment import diff_augment
 from .ema import ModelEma
@@ -54,6 +60,8 @@ __all__ = [
     "ResNetDiscriminator",
     "ResNetGenerator",
     "Sampling",
+    "ablation_folder",
+    "ablation_run_configs",
     "check_gan_budget",
     "dcgan_init_",
     "diff_augment",
@@ -68,6 +76,7 @@ __all__ = [
     "lr_at",
     "lr_decays",
     "modern_ablation",
+    "modern_run_config",
     "preset",
     "run_folder",
     "sample_saved_generator",

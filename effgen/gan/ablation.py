@@ -14,13 +14,17 @@ seed are the base's throughout, so every run in one dict costs the same per step
 * two time-scale learning rates -> D trains at G's learning rate;
 * DiffAugment -> D sees un-augmented images;
 * EMA -> the run's generator is the trained one.
+
+``modern_run_config`` and ``ablation_run_configs`` build chapter 06's runs from chapter 04's
+budget. They are the one place those configs are made: the chapter and ``bench/paper/gan_runs.py``
+(which trains them ahead of the chapter) both call them, so both land in the same run folders.
 """
 from __future__ import annotations
 
 import dataclasses
 
 from ..errors import ParamsError
-from .train import GanConfig
+from .train import GanConfig, preset
 
 ADDITIONS = ("hinge", "spectral_norm", "ttur", "diffaugment", "ema")
 DIRECTIONS = ("remove", "add")
@@ -77,6 +81,30 @@ def modern_ablation(base: GanConfig, direction: str = "remove") -> dict[str, Gan
         return {"modern": base, **{f"no {a}": without(base, a) for a in used}}
     off = all_off(base)
     return {"none": off, **{f"only {a}": with_addition(off, a, base) for a in used}}
+
+
+def modern_run_config(architecture: str, *, steps: int, epoch_steps: int, batch_size: int, seed: int,
+               checkpoint_every: int, sample_every: int) -> GanConfig:
+    """The modern recipe on a DCGAN run's budget: its steps, "epoch", batch size and seed."""
+    return preset("modern", architecture=architecture, steps=steps, epoch_steps=epoch_steps,
+                  batch_size=batch_size, seed=seed, checkpoint_every=checkpoint_every,
+                  sample_every=min(sample_every, steps))
+
+
+def ablation_run_configs(modern: GanConfig, steps: int) -> dict[str, GanConfig]:
+    """Ablation name -> config: ``modern`` cut to ``steps`` (one sample grid, at the end), then
+    each addition removed in turn.
+
+    "no ema" is not among them: the full run's raw generator is that run, so it is not trained twice.
+    """
+    base = dataclasses.replace(modern, steps=steps, sample_every=steps,
+                               checkpoint_every=min(modern.checkpoint_every, steps))
+    return {name: config for name, config in modern_ablation(base, "remove").items() if name != "no ema"}
+
+
+def ablation_folder(name: str) -> str:
+    """The run-folder prefix of an ablation run (``"no hinge"`` -> ``"ablation-no-hinge"``)."""
+    return "ablation-" + name.replace(" ", "-")
 
 
 def _checked(addition: str) -> str:

@@ -5,7 +5,9 @@ from .fid import (
     FidStats,
     cached_stats,
     fid_vs_n,
+    find_cached_stats,
     frechet_distance,
+    image_set_pixels,
     image_set_stats,
     inception_features,
     quantise,
@@ -37,7 +39,8 @@ from .perceptual import (
 
 __all__ = [
     "FULL_RANK_MIN_N", "TTUR_MIN_N", "FidStats", "InceptionWeights", "Memorisation", "backbone_available",
-    "backbone_file", "backbone_url", "cached_stats", "checkpoint_output_range", "ensure_inception_weights", "fid_vs_n", "frechet_distance", "image_set_stats",
+    "backbone_file", "backbone_url", "cached_stats", "checkpoint_output_range", "ensure_inception_weights", "fid_vs_n",
+    "find_cached_stats", "frechet_distance", "image_set_pixels", "image_set_stats",
     "inception_features", "inception_neighbours", "interpolation_latents", "latent_pairs", "lerp",
     "load_lpips", "lpips_matrix", "memorisation", "original_protocol", "pairwise_diversity", "quantise",
     "render_latents", "sample_caveats", "slerp", "subsample", "subset_indices",

@@ -211,6 +211,41 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-60:] or "images"
 
 
+def _content_key(pixels: torch.Tensor) -> str:
+    key = hashlib.sha1(pixels.mul(255).round().to(torch.uint8).numpy().tobytes())
+    key.update(f"v{STATS_VERSION}".encode())
+    return key.hexdigest()
+
+
+def _suffix(pixels: torch.Tensor, key: str) -> str:
+    return f"-n{len(pixels)}-{key[:12]}.npz"
+
+
+def find_cached_stats(images01: torch.Tensor, cache_dir: Path, preferred: Path | None = None) -> FidStats | None:
+    """The cached statistics of exactly these images (in [0, 1]), or None; no Inception is run.
+
+    Any file under ``cache_dir`` with their content key will do (``preferred`` is tried first):
+    chapter 06 scores chapter 04's generators as chapter 05 did, under other names.
+    """
+    pixels = quantise(images01.float())
+    suffix = _suffix(pixels, _content_key(pixels))
+    same_content = sorted(Path(cache_dir).glob(f"*{suffix}")) if Path(cache_dir).is_dir() else []
+    first = [preferred] if preferred is not None and preferred.is_file() else []
+    for candidate in first + [c for c in same_content if c != preferred]:
+        try:
+            stats = FidStats.load(candidate)
+        except DataError as err:
+            warnings.warn(f"recomputing damaged FID statistics cache: {err}", stacklevel=3)
+            continue
+        if stats.n == len(pixels) and stats.features is not None:
+            stats.provenance["cached"] = str(candidate)
+            return stats
+        warnings.warn(f"recomputing FID statistics cache {candidate}: it holds {stats.n} samples "
+                      f"{'without' if stats.features is None else 'with'} features, not {len(pixels)}",
+                      stacklevel=3)
+    return None
+
+
 def cached_stats(images01: torch.Tensor, provenance: dict[str, Any], cache_dir: Path,
                  device: torch.device | str = "cpu", batch_size: int = 50) -> FidStats:
     """Statistics (with features) of images in [0, 1], cached under ``cache_dir`` by exact content.
@@ -219,40 +254,30 @@ def cached_stats(images01: torch.Tensor, provenance: dict[str, Any], cache_dir: 
     a retrained generator can never reuse stale statistics; the provenance is stored beside them.
     """
     pixels = quantise(images01.float())
-    key = hashlib.sha1(pixels.mul(255).round().to(torch.uint8).numpy().tobytes())
-    key.update(f"v{STATS_VERSION}".encode())
+    key = _content_key(pixels)
     provenance = dict(provenance)
     name = "-".join(str(provenance[k]) for k in ("dataset", "split") if provenance.get(k)) or "images"
-    suffix = f"-n{len(pixels)}-{key.hexdigest()[:12]}.npz"
-    path = Path(cache_dir) / f"{_slug(name)}{suffix}"
-    # The same pixels under another name (chapter 06 scores chapter 04's generators as chapter 05
-    # did) have the same statistics: any file with this content key will do.
-    same_content = sorted(Path(cache_dir).glob(f"*{suffix}")) if Path(cache_dir).is_dir() else []
-    for candidate in ([path] if path.is_file() else []) + [c for c in same_content if c != path]:
-        try:
-            stats = FidStats.load(candidate)
-        except DataError as err:
-            warnings.warn(f"recomputing damaged FID statistics cache: {err}", stacklevel=2)
-            continue
-        if stats.n == len(pixels) and stats.features is not None:
-            stats.provenance["cached"] = str(candidate)
-            return stats
-        warnings.warn(f"recomputing FID statistics cache {candidate}: it holds {stats.n} samples "
-                      f"{'without' if stats.features is None else 'with'} features, not {len(pixels)}",
-                      stacklevel=2)
+    path = Path(cache_dir) / f"{_slug(name)}{_suffix(pixels, key)}"
+    stats = find_cached_stats(pixels, cache_dir, preferred=path)
+    if stats is not None:
+        return stats
     features = inception_features(pixels, device, batch_size, desc=f"Inception: {name}")
-    provenance.update(n=len(pixels), content_sha1=key.hexdigest())
+    provenance.update(n=len(pixels), content_sha1=key)
     stats = FidStats.from_features(features, provenance)
     stats.save(path)
     return stats
 
 
+def image_set_pixels(image_set: ImageSetLike, n: int | None = None, seed: int = 0) -> torch.Tensor:
+    """The ``n`` seeded images of a dataset split that ``image_set_stats`` scores, in [0, 1]."""
+    return (subsample(image_set.images, n, seed).float() + 1) / 2
+
+
 def image_set_stats(image_set: ImageSetLike, cache_dir: Path, n: int | None = None, seed: int = 0,
                     device: torch.device | str = "cpu", batch_size: int = 50) -> FidStats:
     """Cached statistics of ``n`` seeded images of a dataset split (``images`` in [-1, 1])."""
-    chosen = subsample(image_set.images, n, seed)
     provenance = {**image_set.provenance, "subset_seed": seed}
-    return cached_stats((chosen.float() + 1) / 2, provenance, cache_dir, device, batch_size)
+    return cached_stats(image_set_pixels(image_set, n, seed), provenance, cache_dir, device, batch_size)
 
 
 def fid_vs_n(a: np.ndarray, b: np.ndarray, sizes: list[int], seed: int = 0) -> list[dict[str, float]]:

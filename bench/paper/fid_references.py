@@ -1,0 +1,108 @@
+"""Compute the paper profile's FID reference statistics ahead of chapters 05 and 06.
+
+FID compares a generator's samples with real images. The real side does not depend on any trained
+model, but chapters 05 and 06 can compute it only once chapter 04 is done. On the 2-core CPU here that
+is hours of Inception (1.3 images/s on one core) at the end of the profile, when little else can
+run beside it. This script computes the same statistics early, as its own queue job:
+
+- chapter 05: ``n_fid`` seeded images of the test split and of the train split;
+- chapter 06: ``n_fid`` test images (the same set when chapter 05 uses the same N and seed) and
+  ``ablation_n_fid`` test images for the ablation.
+
+They go to the same content-addressed cache the chapters read (``<data>/fid-stats``, see
+``effgen.metrics.cached_stats``), made with the chapters' own calls, so the chapters find them and
+compute only the generators' side. A set that is already cached costs only a hash. ``--check`` computes
+nothing and fails if any set is missing.
+
+    python bench/paper/fid_references.py --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from gan_runs import BEYOND, chapter_parameters  # bench/paper/ is on sys.path
+
+from effgen.data import gan_dataset, images
+from effgen.metrics import (
+    ensure_inception_weights,
+    find_cached_stats,
+    image_set_pixels,
+    image_set_stats,
+)
+from effgen.paths import data_root
+
+EVALUATION = "05-evaluation"
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """One real-image FID reference a chapter computes: ``n`` seeded images of ``split``."""
+
+    chapters: tuple[str, ...]
+    split: str
+    n: int
+    seed: int
+    batch_size: int
+
+    def describe(self) -> str:
+        return f"{self.split}, {self.n:,} images, seed {self.seed} (chapter {', '.join(self.chapters)})"
+
+
+def reference_sets(profile: str) -> tuple[str, list[ReferenceSet]]:
+    """The GAN dataset chapter 04 trains on, and the reference sets chapters 05 and 06 will ask for."""
+    dcgan = chapter_parameters(profile)
+    dataset = gan_dataset(dcgan["dataset"], "train", allow_stand_in=dcgan["allow_stand_in"]).provenance["dataset"]
+    evaluation, beyond = chapter_parameters(profile, EVALUATION), chapter_parameters(profile, BEYOND)
+    wanted = [ReferenceSet(("05",), "test", evaluation["n_fid"], evaluation["seed"], evaluation["batch_size"]),
+              ReferenceSet(("05",), "train", evaluation["n_fid"], evaluation["seed"], evaluation["batch_size"]),
+              ReferenceSet(("06",), "test", beyond["n_fid"], beyond["seed"], beyond["fid_batch_size"])]
+    if beyond["ablation_steps"] > 0:
+        wanted.append(ReferenceSet(("06",), "test", beyond["ablation_n_fid"], beyond["seed"], beyond["fid_batch_size"]))
+    merged: dict[tuple[str, int, int], ReferenceSet] = {}
+    for ref in wanted:  # the same images asked for twice are one set (the batch size does not change them)
+        key = (ref.split, ref.n, ref.seed)
+        if key in merged:
+            ref = ReferenceSet(merged[key].chapters + ref.chapters, ref.split, ref.n, ref.seed, merged[key].batch_size)
+        merged[key] = ref
+    return dataset, list(merged.values())
+
+
+def missing_sets(profile: str) -> list[ReferenceSet]:
+    """The reference sets not in the cache yet (no Inception is run)."""
+    dataset, sets = reference_sets(profile)
+    cache = data_root() / "fid-stats"
+    return [ref for ref in sets
+            if find_cached_stats(image_set_pixels(images(dataset, ref.split), ref.n, ref.seed), cache) is None]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
+                        help="torch threads (default: OMP_NUM_THREADS, which work_queue.py sets, else 1)")
+    parser.add_argument("--check", action="store_true", help="compute nothing; exit 1 if a set is missing")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dataset, sets = reference_sets(args.profile)
+    if args.check:
+        missing = missing_sets(args.profile)
+        for ref in sets:
+            print(f"{'missing' if ref in missing else 'cached '}  {dataset} {ref.describe()}")
+        sys.exit(1 if missing else 0)
+    ensure_inception_weights()
+    cache = data_root() / "fid-stats"
+    for ref in sets:
+        started = time.perf_counter()
+        stats = image_set_stats(images(dataset, ref.split), cache, n=ref.n, seed=ref.seed, device="cpu",
+                                batch_size=ref.batch_size)
+        how = "cached" if "cached" in stats.provenance else f"computed in {time.perf_counter() - started:.0f} s"
+        print(f"{dataset} {ref.describe()}: {how}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
