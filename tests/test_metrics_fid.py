@@ -82,7 +82,7 @@ def _count_inception_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     returns the list of batch sizes it was called with."""
     calls: list[int] = []
 
-    def fake_features(images01, device="cpu", batch_size=50, desc=""):
+    def fake_features(images01, device="cpu", batch_size=50, desc="", partial=None):
         calls.append(len(images01))
         return images01.flatten(1)[:, :1].repeat(1, 2048).numpy() + np.arange(2048, dtype=np.float32)
 
@@ -176,3 +176,56 @@ def test_the_same_pixels_under_another_name_reuse_the_statistics(tmp_path: Path,
     np.testing.assert_array_equal(first.mu, shared.mu)
     F.cached_stats(images01[:5], {"dataset": "generator-06-corrected DCGAN"}, tmp_path)  # other pixels: computed
     assert calls == [6, 5]
+
+
+class _PoolFeatures(torch.nn.Module):
+    """A stand-in for Inception with its output format ([(N, 2048, 1, 1)]), cheap and deterministic;
+    it raises once ``fail_after`` batches have gone through, as a session that ends would stop it."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.batches, self.fail_after = 0, fail_after
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.fail_after is not None and self.batches == self.fail_after:
+            raise KeyboardInterrupt
+        self.batches += 1
+        pooled = x.mean(dim=(2, 3))  # (N, 3)
+        return [(pooled.repeat(1, 2048 // 3 + 1)[:, :2048] * torch.arange(1, 2049)).reshape(len(x), 2048, 1, 1)]
+
+
+def test_an_interrupted_feature_pass_continues_where_it_stopped(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    images01 = torch.rand(10, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(F, "_inception", lambda device: _PoolFeatures())
+    whole = F.inception_features(images01, batch_size=2)
+    monkeypatch.setattr(F, "PARTIAL_SAVE_SECONDS", 0.0)  # keep what there is after every batch
+    partial = tmp_path / "partial.npy"
+    monkeypatch.setattr(F, "_inception", lambda device: _PoolFeatures(fail_after=3))
+    with pytest.raises(KeyboardInterrupt):
+        F.inception_features(images01, batch_size=2, partial=partial)
+    assert np.load(partial).shape == (6, 2048)
+    rest = _PoolFeatures()
+    monkeypatch.setattr(F, "_inception", lambda device: rest)
+    resumed = F.inception_features(images01, batch_size=2, partial=partial)
+    assert rest.batches == 2  # only the images after the first six
+    np.testing.assert_array_equal(resumed, whole)
+    np.save(partial, whole[:6])
+    with pytest.warns(UserWarning, match="do not continue"):  # six rows are not whole batches of 4: afresh
+        again = F.inception_features(images01, batch_size=4, partial=partial)
+    np.testing.assert_allclose(again, whole, rtol=1e-6)
+
+
+def test_cached_stats_resume_a_partial_pass_under_any_name_and_clear_it(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    images01 = torch.rand(8, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(F, "PARTIAL_SAVE_SECONDS", 0.0)
+    monkeypatch.setattr(F, "_inception", lambda device: _PoolFeatures(fail_after=2))
+    with pytest.raises(KeyboardInterrupt):
+        F.cached_stats(images01, {"dataset": "generator-corrected-eval"}, tmp_path, batch_size=2)
+    (partial,) = tmp_path.glob("partial-n8-*.npy")
+    rest = _PoolFeatures()
+    monkeypatch.setattr(F, "_inception", lambda device: rest)
+    stats = F.cached_stats(images01, {"dataset": "generator-06-corrected DCGAN"}, tmp_path, batch_size=2)
+    assert rest.batches == 2 and stats.n == 8 and not partial.exists()
+    assert F.find_cached_stats(images01, tmp_path) is not None

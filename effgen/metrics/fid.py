@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import time
 import warnings
 import zipfile
 import zlib
@@ -35,6 +37,7 @@ FEATURE_DIM = 2048
 TTUR_MIN_N = 10_000          # Heusel et al. advise at least this many samples per side
 FULL_RANK_MIN_N = FEATURE_DIM + 1  # fewer samples cannot give a full-rank 2048x2048 covariance
 STATS_VERSION = 1            # bump when the cached statistics change meaning
+PARTIAL_SAVE_SECONDS = 300.0  # how often a long feature pass keeps what it has (see inception_features)
 
 
 class ImageSetLike(Protocol):
@@ -59,10 +62,16 @@ def _inception(device: str) -> nn.Module:
 
 @torch.no_grad()
 def inception_features(images01: torch.Tensor, device: torch.device | str = "cpu", batch_size: int = 50,
-                       desc: str = "Inception features") -> np.ndarray:
+                       desc: str = "Inception features", partial: Path | None = None) -> np.ndarray:
     """(N, 3, H, W) images in [0, 1] -> (N, 2048) float32 pool features.
 
     fp32 throughout: bf16 would move FID by more than the 0.05 it is checked to.
+
+    10,000 images take about two hours on one core of a small CPU, longer than a session may
+    last. With ``partial``, the features computed so far are written to that ``.npy`` file every
+    ``PARTIAL_SAVE_SECONDS`` or so, and a later call for the same images continues after them, in
+    the same batches, so the result is what one uninterrupted pass gives. The caller names the
+    file by the images' content (``cached_stats`` does) and deletes it afterwards.
     """
     if images01.dim() != 4 or images01.shape[1] != 3:
         raise DataError(f"FID needs (N, 3, H, W) RGB images, got shape {tuple(images01.shape)}")
@@ -70,12 +79,43 @@ def inception_features(images01: torch.Tensor, device: torch.device | str = "cpu
     net = _inception(str(device))
     layout = memory_format(device)
     out = np.empty((len(images01), FEATURE_DIM), dtype=np.float32)
-    starts = range(0, len(images01), batch_size)
+    done = _read_partial(partial, out, batch_size) if partial is not None else 0
+    starts = range(done, len(images01), batch_size)
+    saved_at = time.monotonic()
     for start in progress(starts, desc=desc, total=len(starts), unit="batch"):
         batch = quantise(images01[start:start + batch_size].float())
         batch = batch.to(device).contiguous(memory_format=layout)
         out[start:start + len(batch)] = net(batch)[0].flatten(1).cpu().numpy()
+        if partial is not None and time.monotonic() - saved_at >= PARTIAL_SAVE_SECONDS:
+            _write_partial(partial, out[:start + len(batch)])
+            saved_at = time.monotonic()
     return out
+
+
+def _read_partial(partial: Path, out: np.ndarray, batch_size: int) -> int:
+    """Fill the head of ``out`` from an earlier pass's ``partial`` file; returns how many rows."""
+    if not partial.is_file():
+        return 0
+    try:
+        earlier = np.load(partial, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        warnings.warn(f"ignoring unreadable partial Inception features {partial}: {type(err).__name__}",
+                      stacklevel=3)
+        return 0
+    if earlier.ndim != 2 or earlier.shape[1] != FEATURE_DIM or len(earlier) > len(out) \
+            or len(earlier) % batch_size and len(earlier) != len(out):  # other batches: other float bits
+        warnings.warn(f"ignoring partial Inception features {partial} of shape {earlier.shape}: they do not "
+                      f"continue {len(out)} images in batches of {batch_size}", stacklevel=3)
+        return 0
+    out[:len(earlier)] = earlier
+    return len(earlier)
+
+
+def _write_partial(partial: Path, features: np.ndarray) -> None:
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial.with_name(f"{partial.name}.{os.getpid()}.tmp.npy")  # two processes on one set: no clash
+    np.save(tmp, features)
+    tmp.replace(partial)
 
 
 @dataclass
@@ -261,10 +301,13 @@ def cached_stats(images01: torch.Tensor, provenance: dict[str, Any], cache_dir: 
     stats = find_cached_stats(pixels, cache_dir, preferred=path)
     if stats is not None:
         return stats
-    features = inception_features(pixels, device, batch_size, desc=f"Inception: {name}")
+    # Named by content alone, so a pass interrupted under one name continues under any other.
+    partial = Path(cache_dir) / f"partial{_suffix(pixels, key).removesuffix('.npz')}.npy"
+    features = inception_features(pixels, device, batch_size, desc=f"Inception: {name}", partial=partial)
     provenance.update(n=len(pixels), content_sha1=key)
     stats = FidStats.from_features(features, provenance)
     stats.save(path)
+    partial.unlink(missing_ok=True)
     return stats
 
 
