@@ -10,8 +10,9 @@ and an interrupted run resumes from its last checkpoint (thawed from ``_freeze/`
 
     python bench/paper/gan_runs.py faithful --threads 1 &
     python bench/paper/gan_runs.py corrected --threads 1 &
-    python bench/paper/gan_runs.py modern --threads 1 &     # chapter 06's modern recipe
-    python bench/paper/gan_runs.py ablation --threads 1 &   # chapter 06's leave-one-out runs, one after another
+    python bench/paper/gan_runs.py modern --threads 1 &     # chapter 06's modern recipe (after the
+                                                            # ablation's full-recipe run, its first steps)
+    python bench/paper/gan_runs.py ablation --threads 1 &   # chapter 06's other leave-one-out runs
 
 The modern and ablation runs are built by the functions chapter 06 builds them with
 (``effgen.gan.modern_run_config``, ``ablation_run_configs``): chapter 04's steps, "epoch", batch size
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -72,15 +74,50 @@ def modern_config(values: dict, beyond: dict) -> GanConfig:
                              sample_every=beyond["gan_sample_every"])
 
 
+PREFIX_RUN = "ablation-modern"  # the ablation's full-recipe run: the modern run's first steps, when keys match
+
+
 def beyond_runs(values: dict, beyond: dict, which: str) -> dict[str, GanConfig]:
-    """Folder prefix -> config of chapter 06's ``which`` runs ("modern" or "ablation")."""
+    """Folder prefix -> config of chapter 06's ``which`` runs ("modern" or "ablation"), in training order.
+
+    The ablation's full-recipe run differs from the modern run only in its length when both have the
+    same run key (``run_folder`` leaves the steps out). It is then the modern run's first
+    ``ablation_steps`` steps: the "modern" job trains it first and continues it into the long run
+    (``start_from_prefix``), and the "ablation" job leaves it out.
+    """
     modern = modern_config(values, beyond)
+    ablation = ({} if beyond["ablation_steps"] <= 0 else
+                {ablation_folder(name): config
+                 for name, config in ablation_run_configs(modern, beyond["ablation_steps"]).items()})
+    shared = PREFIX_RUN in ablation and run_key(ablation[PREFIX_RUN]) == run_key(modern) \
+        and ablation[PREFIX_RUN].steps < modern.steps
     if which == "modern":
-        return {"gan-modern": modern}
-    if beyond["ablation_steps"] <= 0:
-        return {}
-    return {ablation_folder(name): config
-            for name, config in ablation_run_configs(modern, beyond["ablation_steps"]).items()}
+        return {PREFIX_RUN: ablation[PREFIX_RUN], "gan-modern": modern} if shared else {"gan-modern": modern}
+    return {name: config for name, config in ablation.items() if not (shared and name == PREFIX_RUN)}
+
+
+def run_key(config: GanConfig) -> str:
+    return run_folder(Path("."), "run", config).name.rsplit("-", 1)[1]
+
+
+def start_from_prefix(folder: Path, prefix: Path) -> bool:
+    """Begin ``folder``'s run where ``prefix``, the same run (same key) stopped after fewer steps, ended.
+
+    Training is the same whatever a run's length (``steps`` only says where it stops), so the
+    longer run continues from the shorter one's last checkpoint, sample grids included, exactly as
+    if it had been interrupted there. Nothing is done when ``folder`` has a checkpoint already.
+    """
+    source = prefix / "checkpoint.pt"
+    if (folder / "checkpoint.pt").exists() or not source.is_file() \
+            or folder.name.rsplit("-", 1)[1] != prefix.name.rsplit("-", 1)[1]:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    if (prefix / "samples").is_dir():
+        shutil.copytree(prefix / "samples", folder / "samples", dirs_exist_ok=True)
+    tmp = folder / f"checkpoint.pt.{os.getpid()}.tmp"
+    shutil.copy2(source, tmp)
+    tmp.replace(folder / "checkpoint.pt")  # last: a copy cut short leaves no checkpoint behind
+    return True
 
 
 def main() -> None:
@@ -106,6 +143,10 @@ def main() -> None:
     data = gan_dataset(values["dataset"], "train", allow_stand_in=values["allow_stand_in"])
     for name, config in runs.items():
         folder = run_folder(runs_dir(args.profile, chapter), name, config)
+        if name == "gan-modern" and PREFIX_RUN in runs:
+            prefix = run_folder(runs_dir(args.profile, chapter), PREFIX_RUN, runs[PREFIX_RUN])
+            if start_from_prefix(folder, prefix):
+                print(f"{name}: starts from {prefix.name}, its first {runs[PREFIX_RUN].steps:,} steps", flush=True)
         print(f"{name}: {config.steps:,} steps into {Path(folder).relative_to(project_root())} "
               f"on {data.provenance['dataset']}, {args.threads} thread(s)", flush=True)
         run = train_gan(config, data.images, folder, torch.device("cpu"), provenance=data.provenance,
