@@ -75,9 +75,9 @@ def reference_sets(profile: str) -> tuple[str, list[ReferenceSet]]:
 def missing_sets(profile: str) -> list[ReferenceSet]:
     """The reference sets not in the cache yet (no Inception is run)."""
     dataset, sets = reference_sets(profile)
-    cache = data_root() / "fid-stats"
+    cache, splits = data_root() / "fid-stats", {ref.split: images(dataset, ref.split) for ref in sets}
     return [ref for ref in sets
-            if find_cached_stats(image_set_pixels(images(dataset, ref.split), ref.n, ref.seed), cache) is None]
+            if find_cached_stats(image_set_pixels(splits[ref.split], ref.n, ref.seed), cache) is None]
 
 
 def main() -> None:
@@ -95,10 +95,10 @@ def main() -> None:
             print(f"{'missing' if ref in missing else 'cached '}  {dataset} {ref.describe()}")
         sys.exit(1 if missing else 0)
     ensure_inception_weights()
-    cache = data_root() / "fid-stats"
+    cache, splits = data_root() / "fid-stats", {ref.split: images(dataset, ref.split) for ref in sets}
     for ref in sets:
         started = time.perf_counter()
-        stats = image_set_stats(images(dataset, ref.split), cache, n=ref.n, seed=ref.seed, device="cpu",
+        stats = image_set_stats(splits[ref.split], cache, n=ref.n, seed=ref.seed, device="cpu",
                                 batch_size=ref.batch_size)
         how = "cached" if "cached" in stats.provenance else f"computed in {time.perf_counter() - started:.0f} s"
         print(f"{dataset} {ref.describe()}: {how}", flush=True)

@@ -60,6 +60,8 @@ def jobs(python: str, effgen: str) -> list[Job]:
         Job("05", [effgen, "run", "05", "--profile", PROFILE], ["04", "fid-references"], "05-evaluation"),
         Job("03", [effgen, "run", "03", "--profile", PROFILE], chapter="03-tuning"),
         Job("gan-ablation", [*gan, "ablation"]),
+        # 06 reads nothing of 05, but scores chapter 04's generators as 05 did: after 05, from its cached
+        # statistics, instead of computing them a second time beside it.
         Job("06", [effgen, "run", "06", "--profile", PROFILE], ["04", "05", "gan-modern", "gan-ablation"],
             "06-beyond"),
         Job("index", [effgen, "run", "index", "--profile", PROFILE], ["01", "02", "03", "04", "05", "06"], "index"),
