@@ -4,7 +4,9 @@ Both train the paper's DCGAN with the corrected recipe's losses at batch 64 on t
 synthetic images; rounds alternate between the two so machine load hits both alike.
 Prints ms per D+G step, the data-only cost per batch, their ratios, and the machine; then each
 step's FLOP rate against this machine's dense matrix-multiply rate (``bench/roofline.py``), which
-says how much faster a step could still get here.
+says how much faster a step could still get here. Where the CPU has bf16 units (oneDNN says so),
+it also times effgen's loop with ``precision="bf16"``: an opt-in that rounds the forward passes
+differently, so the paper's runs stay fp32 and this row is not their speed.
 
     .venv/bin/python bench/bench_gan.py --steps 20 --rounds 3
 """
@@ -75,6 +77,8 @@ def main() -> None:
     args = parser.parse_args()
     images = torch.rand(args.images, 3, 32, 32) * 2 - 1
     ours = _Trainer(preset("corrected"), images, torch.device("cpu")).step
+    with_bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    ours_bf16 = _Trainer(preset("corrected", precision="bf16"), images, torch.device("cpu")).step if with_bf16 else None
     plain = plain_loop(images, 0)
     batcher = InMemoryBatches(images, batch_size=64, shuffle=True, seed=0)
     loader = DataLoader(TensorDataset(images), batch_size=64, shuffle=True, drop_last=True)
@@ -87,12 +91,13 @@ def main() -> None:
         except StopIteration:
             loader_iter = iter(loader)
 
-    for step in (ours, plain):
+    steps = {"effgen step": ours, "plain step": plain, **({"effgen bf16 step": ours_bf16} if ours_bf16 else {})}
+    for step in steps.values():
         timed(step, 3)  # warm-up
-    results: dict[str, list[float]] = {"effgen step": [], "plain step": [], "InMemoryBatches": [], "DataLoader": []}
+    results: dict[str, list[float]] = {name: [] for name in steps} | {"InMemoryBatches": [], "DataLoader": []}
     for _ in range(args.rounds):
-        results["effgen step"].append(timed(ours, args.steps))
-        results["plain step"].append(timed(plain, args.steps))
+        for name, step in steps.items():
+            results[name].append(timed(step, args.steps))
         results["InMemoryBatches"].append(timed(batcher.next, 200))
         results["DataLoader"].append(timed(loader_next, 200))
     median = {k: statistics.median(v) for k, v in results.items()}
@@ -101,11 +106,16 @@ def main() -> None:
         print(f"{name:>16}: {value:8.2f} ms (median of {args.rounds} rounds: "
               f"{', '.join(f'{v:.2f}' for v in results[name])})")
     print(f"step ratio plain / effgen: {median['plain step'] / median['effgen step']:.2f}x")
+    if ours_bf16:
+        print(f"step ratio plain / effgen bf16 (opt-in, different rounding): "
+              f"{median['plain step'] / median['effgen bf16 step']:.2f}x")
+    else:
+        print("effgen bf16 step: not timed, oneDNN reports no bf16 support on this CPU")
     print(f"batch ratio DataLoader / InMemoryBatches: {median['DataLoader'] / median['InMemoryBatches']:.1f}x")
     peak = dense_gflops()
     print(f"this machine, {torch.get_num_threads()} thread(s): dense fp32 matrix multiply {peak:.1f} GFLOP/s, "
           f"memory copy {copy_gbps():.1f} GB/s")
-    for name, step in (("effgen step", ours), ("plain step", plain)):
+    for name, step in steps.items():
         print("  " + rate_line(name, flops_of(step), median[name], peak))
 
 

@@ -120,6 +120,7 @@ def test_from_dict_starts_from_the_named_recipe() -> None:
     ({"steps": 0}, "at least 1"),
     ({"beta2": 1.0}, "[0, 1)"),
     ({"recipe": "corrected", "loss": "wgan_gp"}, "critic without BatchNorm"),
+    ({"precision": "fp16"}, "choose one of"),
 ])
 def test_from_dict_rejects_bad_values(values: dict, message: str) -> None:
     with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
@@ -297,3 +298,26 @@ def test_run_folder_changes_with_settings_but_not_with_the_budget(tmp_path) -> N
     assert run_folder(tmp_path, "corrected", base) != run_folder(tmp_path, "corrected", preset("corrected", steps=100,
                                                                                                g_lr=1e-4))
     assert run_folder(tmp_path, "corrected", base).parent == tmp_path
+
+
+def test_bf16_precision_rounds_the_forward_passes_and_leaves_fp32_runs_alone(tmp_path: Path) -> None:
+    from effgen.gan import run_folder
+    from effgen.gan.train import _compatible
+
+    fp32, bf16 = tiny("corrected"), tiny("corrected", precision="bf16")
+    # fp32 is the value every stored run was made with: same folder, and a checkpoint without the key resumes.
+    stored = {k: v for k, v in fp32.as_dict().items() if k != "precision"}
+    assert _compatible(stored, fp32) == [] and _compatible(stored, bf16) == ["precision"]
+    assert run_folder(tmp_path, "c", fp32) != run_folder(tmp_path, "c", bf16)
+    runs = {}
+    for name, config in (("fp32", fp32), ("bf16", bf16), ("fp32 again", fp32)):
+        trainer = _Trainer(config, images(), torch.device("cpu"))
+        trainer.step()
+        runs[name] = trainer
+    fp32_row, bf16_row = runs["fp32"].rows[0], runs["bf16"].rows[0]
+    assert torch.equal(fp32_row, runs["fp32 again"].rows[0])
+    assert not torch.equal(fp32_row, bf16_row)  # autocast took effect
+    assert torch.allclose(fp32_row, bf16_row, rtol=0.05, atol=0.02)  # and only the rounding changed
+    weights = [*runs["bf16"].generator.parameters(), *runs["bf16"].discriminator.parameters()]
+    assert all(w.dtype == torch.float32 for w in weights)
+    assert all(w.grad.dtype == torch.float32 for w in weights if w.grad is not None)
