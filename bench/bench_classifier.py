@@ -3,9 +3,15 @@
 Both train the paper's classifier (86,692 parameters) with Adam at batch 64 on the same
 random AddNIST-shaped tensors, in one process:
 
-- plain: ``DataLoader(TensorDataset(x, y), shuffle=True, drop_last=True)``, NCHW, fp32;
-- effgen: ``effgen.train.train_classifier`` (in-memory batches, channels_last on CPU,
-  bf16 autocast on CUDA), timed end to end, its one validation pass on 64 samples included.
+- plain: ``DataLoader(TensorDataset(x, y), shuffle=True, drop_last=True)``, NCHW, fp32, and
+  glibc's own memory settings;
+- effgen: ``effgen.train.train_classifier`` (in-memory batches, channels_last on CPU, freed
+  activations kept for reuse (``effgen.device.keep_freed_memory``), bf16 autocast on CUDA),
+  timed end to end, its one validation pass on 64 samples included.
+
+Each timed loop runs in a fresh child process: the memory setting is process-wide and glibc's
+default (a threshold that adapts) cannot be put back once changed, so sharing a process would
+hand the plain loop effgen's setting or a worse one than its own.
 
 Usage: ``python bench/bench_classifier.py [--steps 100] [--rounds 3] [--device auto]``. Prints the
 machine (with its load average: on a shared CPU other processes slow both loops), both rates and
@@ -17,6 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -66,6 +74,19 @@ def effgen_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, d
     return time.perf_counter() - started
 
 
+LOOPS = {"plain": plain_loop, "effgen": effgen_loop}
+
+
+def _time_in_child(name: str, args: argparse.Namespace) -> float:
+    """Seconds for one timed loop, run after its warm-up in a fresh Python process."""
+    command = [sys.executable, __file__, "--only", name, "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--batch-size", str(args.batch_size), "--samples", str(args.samples), "--device", args.device]
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the {name} loop failed:\n{done.stderr}")
+    return float(done.stdout.split()[-1])
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -79,17 +100,20 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000, help="training tensor size (default 10,000)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of both loops (default 3)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--only", choices=sorted(LOOPS), help=argparse.SUPPRESS)  # one timed loop, in a child
     args = parser.parse_args()
 
     device = pick_device(args.device)
     x, y = fake_addnist(args.samples)
-    loops = {"plain": plain_loop, "effgen": effgen_loop}
+    if args.only:
+        LOOPS[args.only](x, y, args.warmup, args.batch_size, device)
+        print(LOOPS[args.only](x, y, args.steps, args.batch_size, device))
+        return
     load_before = os.getloadavg()[0]
     seconds: dict[str, list[float]] = {"plain": [], "effgen": []}
     for round_ in range(args.rounds):
         for name in (["plain", "effgen"] if round_ % 2 else ["effgen", "plain"]):
-            loops[name](x, y, args.warmup, args.batch_size, device)
-            seconds[name].append(loops[name](x, y, args.steps, args.batch_size, device))
+            seconds[name].append(_time_in_child(name, args))
     load_after = os.getloadavg()[0]
 
     print(f"machine: {machine_summary()}; load average {load_before:.1f} -> {load_after:.1f} during the run; "

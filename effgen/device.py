@@ -1,8 +1,11 @@
-"""Device choice and the per-device speed settings (channels_last on CPU, bf16 autocast on CUDA)."""
+"""Device choice and the per-device speed settings (channels_last on CPU, bf16 autocast on CUDA,
+freed host memory kept for reuse)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import ctypes
+import sys
+from collections.abc import Iterator
 
 import torch
 
@@ -31,6 +34,36 @@ def pick_device(preference: str = "auto") -> torch.device:
 def memory_format(device: torch.device) -> torch.memory_format:
     # Depthwise and 1x1 convolutions run ~1.8x faster in NHWC on x86 CPUs (SPEC §6).
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+# glibc mallopt parameters, and the values that keep a training step's freed activations in the heap.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEPT_MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed mmap threshold (64-bit)
+_KEPT_TRIM_THRESHOLD = 1 << 30
+_GLIBC_MMAP_THRESHOLD = _GLIBC_TRIM_THRESHOLD = 128 << 10  # glibc's own starting values
+
+
+def keep_freed_memory(keep: bool = True) -> bool:
+    """Let freed host memory stay in the process for reuse (glibc only); ``keep=False`` restores glibc's values.
+
+    A CPU training step allocates and frees the same activations every time. glibc hands blocks of
+    a few MB and more to the kernel when they are freed and maps fresh zeroed pages for the next
+    step, so each classifier step page-faulted ~7,000 pages here, ~10-15% of its time
+    (``bench/bench_classifier.py``). Raising the mmap and trim thresholds keeps those blocks in
+    the heap. The process then holds its peak step memory, and no computed number changes.
+    Returns False where the C library is not glibc (macOS, Windows, musl): nothing is changed.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it; musl's mallopt ignores these
+    except (OSError, AttributeError):
+        return False
+    mmap_threshold = _KEPT_MMAP_THRESHOLD if keep else _GLIBC_MMAP_THRESHOLD
+    trim_threshold = _KEPT_TRIM_THRESHOLD if keep else _GLIBC_TRIM_THRESHOLD
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(_M_TRIM_THRESHOLD,
+                                                                                       trim_threshold))
 
 
 @contextlib.contextmanager

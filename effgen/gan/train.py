@@ -45,7 +45,7 @@ from torch import nn
 from ..budget import GAN_LIMITS, BudgetReport, check_budget, count_params
 from ..checkpoints import atomic_write, exclusive_run, load_module_state, read_checkpoint
 from ..data.batches import InMemoryBatches
-from ..device import memory_format
+from ..device import keep_freed_memory, memory_format
 from ..errors import CheckpointError, DataError, ParamsError
 from ..progress import progress
 from ..seeding import seed_everything
@@ -403,6 +403,8 @@ class _Trainer:
         self.generator, self.discriminator = build_models(config)
         # NHWC lets oneDNN pick faster convolution kernels on CPU (bench/bench_gan.py measures it).
         self.layout = memory_format(device)
+        if device.type == "cpu":
+            keep_freed_memory()
         self.generator.to(device=device, memory_format=self.layout)
         self.discriminator.to(device=device, memory_format=self.layout)
         betas = (config.beta1, config.beta2)
