@@ -46,6 +46,7 @@ from typing import Any
 
 from .checkpoints import LOCK_FILE, copy_unpacked, unpacked
 from .paths import FREEZE_DIR, GZIP_SUFFIXES, RUNS_MIRROR
+from .run_progress import chapter_runs, summarise
 from .runner import SUMMARY_PAGE, ChapterJob, chapter_name, execute, execution_order, plan, select
 
 # Bump when a change to the library alters results: every chapter is then recomputed from scratch.
@@ -421,7 +422,13 @@ def size_report(root: Path, profile: str) -> list[str]:
 def format_status(root: Path, profile: str, statuses: Sequence[ChapterStatus]) -> str:
     width = max((len(s.name) for s in statuses), default=0)
     lines = [f"profile {profile}, results version {RESULTS_VERSION}"]
-    lines += [f"  {s.name:<{width}}  {s.describe()}" for s in statuses]
+    for chapter in statuses:
+        lines.append(f"  {chapter.name:<{width}}  {chapter.describe()}")
+        if chapter.state != "frozen":  # a chapter computed across sessions: how far its runs have got
+            runs = summarise(chapter_runs(runs_folder(root, profile, chapter.name),
+                                          freeze_dir(root, profile, chapter.name) / RUNS_MIRROR))
+            if runs:
+                lines.append(f"  {'':<{width}}  runs: {runs}")
     lines += size_report(root, profile)
     return "\n".join(lines)
 

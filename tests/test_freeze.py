@@ -370,6 +370,25 @@ def test_a_snapshot_keeps_in_progress_state_and_is_thawed(book: Path, runs: Path
     assert (folder / "runs/unfinished/generator.pt").is_file()
 
 
+def test_status_says_how_far_the_runs_of_an_unfinished_chapter_have_got(book: Path, runs: Path) -> None:
+    from effgen.gan import train_gan
+
+    freeze.snapshot(book, PROFILE, ["01"], log=lambda _: None)  # the mirror has "unfinished" at step 3
+    config, images = tiny_gan("corrected", steps=6)
+    train_gan(config, images, runs / "unfinished", stop_at=5, show_progress=False)  # the live run is further
+    shutil.rmtree(runs / "cls")  # a finished classifier run left only in the mirror
+    (runs / "broken").mkdir()
+    (runs / "broken" / "checkpoint.pt").write_bytes(b"not a checkpoint")  # passed over, not a crash
+
+    def runs_line() -> list[str]:
+        text = freeze.format_status(book, PROFILE, freeze.status(book, PROFILE))
+        return [line.strip() for line in text.splitlines() if line.strip().startswith("runs:")]
+
+    assert runs_line() == ["runs: 3 finished; unfinished at 5 of 6 steps"]
+    fake_execute(book, ["01"])
+    assert runs_line() == []  # a frozen chapter lists none
+
+
 # ---------------------------------------------------------------- the training code reuses frozen runs
 
 def test_a_thawed_slim_classifier_checkpoint_is_reused_without_training(book: Path, runs: Path,
