@@ -44,13 +44,15 @@ _GLIBC_MMAP_THRESHOLD = _GLIBC_TRIM_THRESHOLD = 128 << 10  # glibc's own startin
 
 
 def keep_freed_memory(keep: bool = True) -> bool:
-    """Let freed host memory stay in the process for reuse (glibc only); ``keep=False`` restores glibc's values.
+    """Let freed host memory stay in the process for reuse (glibc only).
 
     A CPU training step allocates and frees the same activations every time. glibc hands blocks of
     a few MB and more to the kernel when they are freed and maps fresh zeroed pages for the next
-    step, so each classifier step page-faulted ~7,000 pages here, ~10-15% of its time
-    (``bench/bench_classifier.py``). Raising the mmap and trim thresholds keeps those blocks in
-    the heap. The process then holds its peak step memory, and no computed number changes.
+    step, so each classifier step page-faulted ~7,000 pages here: ~10-15% of a lone step's time
+    (``bench/bench_classifier.py``), nothing measurable beside a GAN run sharing the memory bus.
+    Raising the mmap and trim thresholds keeps those blocks in the heap. The process then holds
+    its peak step memory, and no computed number changes. ``keep=False`` sets glibc's starting
+    values back, but not its adaptive threshold: that is gone for the process once changed.
     Returns False where the C library is not glibc (macOS, Windows, musl): nothing is changed.
     """
     if not sys.platform.startswith("linux"):
