@@ -7,6 +7,9 @@ step's FLOP rate against this machine's dense matrix-multiply rate (``bench/roof
 says how much faster a step could still get here. Where the CPU has bf16 units (oneDNN says so),
 it also times effgen's loop with ``precision="bf16"``: an opt-in that rounds the forward passes
 differently, so the paper's runs stay fp32 and this row is not their speed.
+Both loops share one process, so effgen's allocator setting (``keep_freed_memory``) serves the
+plain loop too; it made no measurable difference to a GAN step, unlike the classifier's
+(``bench_classifier.py`` runs its loops apart for that reason).
 
     .venv/bin/python bench/bench_gan.py --steps 20 --rounds 3
 """
