@@ -80,8 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     images = torch.rand(args.images, 3, 32, 32) * 2 - 1
     ours = _Trainer(preset("corrected"), images, torch.device("cpu")).step
-    with_bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    ours_bf16 = _Trainer(preset("corrected", precision="bf16"), images, torch.device("cpu")).step if with_bf16 else None
+    ours_bf16 = (_Trainer(preset("corrected", precision="bf16"), images, torch.device("cpu")).step
+                 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None)
     plain = plain_loop(images, 0)
     batcher = InMemoryBatches(images, batch_size=64, shuffle=True, seed=0)
     loader = DataLoader(TensorDataset(images), batch_size=64, shuffle=True, drop_last=True)

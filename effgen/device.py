@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
 from collections.abc import Iterator
 
@@ -55,17 +56,32 @@ def keep_freed_memory(keep: bool = True) -> bool:
     values back, but not its adaptive threshold: that is gone for the process once changed.
     Returns False where the C library is not glibc (macOS, Windows, musl): nothing is changed.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it; musl's mallopt ignores these
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return False
     mmap_threshold = _KEPT_MMAP_THRESHOLD if keep else _GLIBC_MMAP_THRESHOLD
     trim_threshold = _KEPT_TRIM_THRESHOLD if keep else _GLIBC_TRIM_THRESHOLD
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(_M_TRIM_THRESHOLD,
                                                                                        trim_threshold))
+
+
+def keep_freed_memory_on(device: torch.device) -> None:
+    """``keep_freed_memory()`` where it matters: host memory, i.e. a CPU run (see there)."""
+    if device.type == "cpu":
+        keep_freed_memory()
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (loaded once), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it; musl's mallopt ignores these
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ from torch import nn
 from ..budget import GAN_LIMITS, BudgetReport, check_budget, count_params
 from ..checkpoints import atomic_write, exclusive_run, load_module_state, read_checkpoint
 from ..data.batches import InMemoryBatches
-from ..device import keep_freed_memory, memory_format
+from ..device import keep_freed_memory_on, memory_format
 from ..errors import CheckpointError, DataError, ParamsError
 from ..progress import progress
 from ..seeding import seed_everything
@@ -399,12 +399,13 @@ class _Trainer:
     def __init__(self, config: GanConfig, images: torch.Tensor, device: torch.device) -> None:
         self.config = config
         self.device = device
+        if config.precision == "bf16" and device.type not in ("cpu", "cuda"):
+            raise ParamsError(f"GAN setting precision='bf16' runs on a CPU or CUDA device, not {device.type}")
         seed_everything(config.seed)
         self.generator, self.discriminator = build_models(config)
         # NHWC lets oneDNN pick faster convolution kernels on CPU (bench/bench_gan.py measures it).
         self.layout = memory_format(device)
-        if device.type == "cpu":
-            keep_freed_memory()
+        keep_freed_memory_on(device)
         self.generator.to(device=device, memory_format=self.layout)
         self.discriminator.to(device=device, memory_format=self.layout)
         betas = (config.beta1, config.beta2)
@@ -433,8 +434,6 @@ class _Trainer:
         self.lrs: list[tuple[float, float]] = []
         self.ones = torch.ones(config.batch_size, device=device)
         self.zeros = torch.zeros(config.batch_size, device=device)
-        if config.precision == "bf16" and device.type not in ("cpu", "cuda"):
-            raise ParamsError(f"GAN setting precision='bf16' runs on a CPU or CUDA device, not {device.type}")
 
     def _forward_precision(self) -> torch.autocast:
         """bf16 autocast around G's and D's forward passes when the run asks for it (a no-op for fp32)."""

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import keep_freed_memory, memory_format
+from ..device import keep_freed_memory_on, memory_format
 from ..errors import DataError
 from ..progress import progress
 from .inception_weights import fid_inception_network
@@ -78,8 +78,7 @@ def inception_features(images01: torch.Tensor, device: torch.device | str = "cpu
     device = torch.device(device)
     net = _inception(str(device))
     layout = memory_format(device)
-    if device.type == "cpu":
-        keep_freed_memory()
+    keep_freed_memory_on(device)
     out = np.empty((len(images01), FEATURE_DIM), dtype=np.float32)
     done = _read_partial(partial, out, batch_size) if partial is not None else 0
     starts = range(done, len(images01), batch_size)

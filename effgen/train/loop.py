@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..budget import CLASSIFIER_LIMITS, BudgetReport, check_budget, count_params
 from ..checkpoints import exclusive_run, read_checkpoint
 from ..data.batches import InMemoryBatches
-from ..device import autocast, keep_freed_memory, memory_format
+from ..device import autocast, keep_freed_memory_on, memory_format
 from ..errors import CheckpointError, DataError, EffgenError, ParamsError
 from ..progress import progress
 from ..seeding import seed_everything
@@ -95,8 +95,7 @@ def _train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], va
 
     fmt = memory_format(device)
     model.to(device=device, memory_format=fmt)
-    if device.type == "cpu":
-        keep_freed_memory()
+    keep_freed_memory_on(device)
     # One fused kernel for all ~60 parameter tensors instead of ~10 small ops each (same update).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                  fused=device.type in ("cpu", "cuda"))
