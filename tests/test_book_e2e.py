@@ -257,6 +257,10 @@ def test_chapter_05_scores_every_generator(smoke_book: Path) -> None:
     (fid_entry,) = [h for h in metrics["headline"] if h["key"] == "fid_test"]
     n_fid = yaml.safe_load((REPO / "params" / "smoke" / f"{CHAPTER_05}.yml").read_text())["n_fid"]
     assert fid_entry["n"] == n_fid and np.isfinite(fid_entry["value"])
+    (faithful_entry,) = [h for h in metrics["headline"] if h["key"] == "fid_test_faithful"]
+    assert faithful_entry["value"] == metrics["metrics"]["fid"]["faithful, train mode"]["fid_test"]
+    assert (faithful_entry["seeds"], fid_entry["seeds"]) == (1, 1)
+    assert faithful_entry["steps"] == fid_entry["steps"] == metrics["metrics"]["fid"]["corrected"]["steps"]
     assert metrics["provenance"]["data"]["stand_in"] is True
     # test, train, and six generator sets: the faithful generator twice (train and eval mode); chapter 06
     # adds its own to the same cache later

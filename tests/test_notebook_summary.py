@@ -63,8 +63,8 @@ def test_metrics_feed_the_summary_table(project: Path) -> None:
         "200 steps per run; mnist-5k, a stand-in for AddNIST (official); 5 seeds")
     assert table.loc["20,000 steps, test accuracy", "This run"] == "80.00 % †"
     assert table.loc["Classifier parameters", "Notes"] == "limit < 100,000"
-    assert table.loc["FID vs test split", "This run"] == "—"
-    assert table.loc["FID vs test split", "Notes"] == "not run yet"
+    assert table.loc["FID vs test split, corrected DCGAN", "This run"] == "—"
+    assert table.loc["FID vs test split, corrected DCGAN", "Notes"] == "not run yet"
     assert missing_chapters(metrics, ["01-activations", "02-classifier"]) == ["01-activations"]
     assert data_used(metrics).loc[0, "Data"] == "mnist-5k (stand-in)"
 
@@ -98,9 +98,23 @@ def test_a_result_without_its_fields_says_so(project: Path) -> None:
     chapter = start_chapter("05-evaluation", "smoke", 0, "cpu")
     chapter.write_metrics({}, data={"dataset": "cifar10", "stand_in": True, "requested": "CIFAR-100"},
                           headline=[headline("fid_test", 250.0, n=2_500, note="pytorch-fid")])
-    note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["FID vs test split", "Notes"]
+    note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["FID vs test split, corrected DCGAN", "Notes"]
     assert note == ("steps not recorded; cifar10, a stand-in for CIFAR-100; seeds not recorded; n = 2,500; "
                     "pytorch-fid")
+
+
+def test_both_dcgan_recipes_get_an_fid_row_and_only_the_faithful_one_the_papers_number(project: Path) -> None:
+    """The paper's 44.46 came from the authors' code (the faithful recipe); the corrected one it never scored."""
+    chapter = start_chapter("05-evaluation", "smoke", 0, "cpu")
+    chapter.write_metrics({}, data={"dataset": "cifar10", "stand_in": True, "requested": "CIFAR-100"}, headline=[
+        headline("fid_test_faithful", 61.5, n=10_000, steps=50_000, seeds=1, note="train mode"),
+        headline("fid_test", 48.25, n=10_000, steps=50_000, seeds=1, note="eval mode")])
+    table = paper_vs_run(load_metrics("smoke")).set_index("Result")
+    faithful = table.loc["FID vs test split, faithful DCGAN (sampled as the original)"]
+    corrected = table.loc["FID vs test split, corrected DCGAN"]
+    assert (faithful["Paper"], faithful["This run"]) == ("44.46 (CIFAR-100, clean-fid)", "61.5")
+    assert corrected["This run"] == "48.2" and "44.46 is the faithful one's" in corrected["Paper"]
+    assert faithful["Notes"] == "50,000 steps per run; cifar10, a stand-in for CIFAR-100; 1 seed; train mode"
 
 
 def test_dagger_comes_from_the_measured_budget_only(project: Path) -> None:
