@@ -3,11 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import write_notebook
 
 from effgen.errors import ParamsError
 from effgen.params import declared_parameters, load_params_file, validate
-
-from conftest import write_notebook
 
 PARAMS = '''profile: str = "quick"
 seed: int = 0
