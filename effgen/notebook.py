@@ -147,8 +147,9 @@ def _data_summary(data: Mapping[str, Any]) -> dict[str, Any]:
             "requested": data.get("requested", "")}
 
 
-def markdown_table(frame: pd.DataFrame, floatfmt: str = ".2f", index: bool = False) -> Markdown:
-    return Markdown(frame.to_markdown(index=index, floatfmt=floatfmt))
+def markdown_table(frame: pd.DataFrame, floatfmt: str = ".2f", index: bool = False, intfmt: str = "") -> Markdown:
+    """``frame`` as a Markdown table; ``intfmt=","`` shows integers with thousands separators."""
+    return Markdown(frame.to_markdown(index=index, floatfmt=floatfmt, intfmt=intfmt))
 
 
 def md(text: str) -> Markdown:

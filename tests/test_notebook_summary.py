@@ -153,3 +153,13 @@ def test_one_seed_shows_no_spread(project: Path) -> None:
     chapter.write_metrics({}, headline=[headline("cls_extra_block_acc", 83.0, std=0.0, n=1)])
     row = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["Fourth IR block (104,804 params), test accuracy"]
     assert row["This run"] == "83.00 %"
+
+
+def test_markdown_table_separates_thousands_only_when_asked() -> None:
+    import pandas as pd
+
+    from effgen.notebook import markdown_table
+
+    frame = pd.DataFrame({"run": ["a"], "steps": [50_000], "loss": [1234.5]})
+    assert "50000" in markdown_table(frame).data and "50,000" not in markdown_table(frame).data
+    assert " 50,000 | 1,234.5 |" in markdown_table(frame, floatfmt=",.1f", intfmt=",").data

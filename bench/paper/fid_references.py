@@ -2,8 +2,9 @@
 
 FID compares a generator's samples with real images. The real side does not depend on any trained
 model, but chapters 05 and 06 can compute it only once chapter 04 is done. On the 2-core CPU here that
-is about an hour of Inception (6.5 images/s on one core beside another job: ~26 min per 10,000 images)
-at the end of the profile, when little else can run beside it. This script computes the same statistics early, as its own queue job:
+is about an hour of Inception (10,000 images in 1,420 s on one core beside a classifier job, in this
+script's log of 2026-12-03) at the end of the profile, when little else can run beside it. This script
+computes the same statistics early, as its own queue job:
 
 - chapter 05: ``n_fid`` seeded images of the test split and of the train split;
 - chapter 06: ``n_fid`` test images (the same set when chapter 05 uses the same N and seed) and
