@@ -13,7 +13,11 @@ Each timed loop runs in a fresh child process: the memory setting is process-wid
 default (a threshold that adapts) cannot be put back once changed, so sharing a process would
 hand the plain loop effgen's setting or a worse one than its own.
 
-Usage: ``python bench/bench_classifier.py [--steps 100] [--rounds 3] [--device auto]``. Prints the
+``--with-compile`` adds a third loop: the plain loop with its model wrapped in ``torch.compile``
+(TorchInductor's fused C++ kernels on the CPU), its compilation done in the warm-up. It is there
+to answer whether the compiler would have been the faster route; effgen does not compile.
+
+Usage: ``python bench/bench_classifier.py [--steps 100] [--rounds 3] [--device auto] [--with-compile]``. Prints the
 machine (with its load average: on a shared CPU other processes slow both loops), both rates and
 their ratio, and on the CPU each step's FLOP rate against the machine's (``bench/roofline.py``).
 Each round times both loops after a warm-up, in alternating order; the median round counts.
@@ -45,17 +49,19 @@ def fake_addnist(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 3, 28, 28, generator=g), torch.randint(0, 20, (n,), generator=g)
 
 
-def plain_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, device: torch.device) -> float:
-    """Seconds for ``steps`` Adam steps the textbook way."""
+def plain_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, device: torch.device,
+               compiled: bool = False) -> float:
+    """Seconds for ``steps`` Adam steps the textbook way (the forward pass compiled if asked)."""
     torch.manual_seed(0)
     model = PaperClassifier().to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=5.039249e-3, weight_decay=1.1710477e-5)
+    forward = torch.compile(model) if compiled else model
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, drop_last=True)
     started, done = time.perf_counter(), 0
     while done < steps:
         for xb, yb in loader:
             xb, yb = xb.to(device), yb.to(device)
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(forward(xb), yb)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -74,7 +80,13 @@ def effgen_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, d
     return time.perf_counter() - started
 
 
-LOOPS = {"plain": plain_loop, "effgen": effgen_loop}
+def compiled_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, device: torch.device) -> float:
+    # A fresh compilation each call: the warm-up call pays for it, the timed call reuses
+    # Inductor's on-disk kernel cache.
+    return plain_loop(x, y, steps, batch_size, device, compiled=True)
+
+
+LOOPS = {"plain": plain_loop, "effgen": effgen_loop, "compiled": compiled_loop}
 
 
 def _time_in_child(name: str, args: argparse.Namespace) -> float:
@@ -100,6 +112,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000, help="training tensor size (default 10,000)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of both loops (default 3)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--with-compile", action="store_true", help="also time the plain loop under torch.compile")
     parser.add_argument("--only", choices=sorted(LOOPS), help=argparse.SUPPRESS)  # one timed loop, in a child
     args = parser.parse_args()
 
@@ -110,9 +123,10 @@ def main() -> None:
         print(LOOPS[args.only](x, y, args.steps, args.batch_size, device))
         return
     load_before = os.getloadavg()[0]
-    seconds: dict[str, list[float]] = {"plain": [], "effgen": []}
+    names = ["plain", "effgen"] + (["compiled"] if args.with_compile else [])
+    seconds: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds):
-        for name in (["plain", "effgen"] if round_ % 2 else ["effgen", "plain"]):
+        for name in (names if round_ % 2 else names[::-1]):
             seconds[name].append(_time_in_child(name, args))
     load_after = os.getloadavg()[0]
 
@@ -121,11 +135,14 @@ def main() -> None:
     print(f"paper classifier, batch {args.batch_size}, {args.steps} steps per round after {args.warmup} "
           f"warm-up steps, median of {args.rounds} rounds")
     median = {name: statistics.median(times) for name, times in seconds.items()}
-    for name in ("plain", "effgen"):
+    for name in names:
         rounds = " ".join(f"{1000 * t / args.steps:.0f}" for t in seconds[name])
-        print(f"  {name:7s} {args.steps / median[name]:7.2f} steps/s  {1000 * median[name] / args.steps:7.1f} "
+        print(f"  {name:8s} {args.steps / median[name]:7.2f} steps/s  {1000 * median[name] / args.steps:7.1f} "
               f"ms/step  (rounds, ms/step: {rounds})")
     print(f"  speed-up effgen / plain: {median['plain'] / median['effgen']:.2f}x")
+    if "compiled" in median:
+        print(f"  speed-up compiled / plain: {median['plain'] / median['compiled']:.2f}x; "
+              f"effgen / compiled: {median['compiled'] / median['effgen']:.2f}x")
     if device.type == "cpu":
         model = PaperClassifier().train()
         xb, yb = x[:args.batch_size], y[:args.batch_size]
@@ -133,7 +150,7 @@ def main() -> None:
         peak = dense_gflops()
         print(f"this machine, {torch.get_num_threads()} thread(s): dense fp32 matrix multiply {peak:.1f} GFLOP/s, "
               f"memory copy {copy_gbps():.1f} GB/s")
-        for name in ("plain", "effgen"):
+        for name in names:
             print("  " + rate_line(f"{name} step", flops, 1000 * median[name] / args.steps, peak))
 
 
