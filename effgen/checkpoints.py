@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
+import json
 import os
 import pickle
 import shutil
@@ -21,6 +23,9 @@ from .errors import CheckpointError, EffgenError
 from .paths import GZIP_SUFFIXES
 
 LOCK_FILE = ".lock"  # held (flock) by the process training in a run folder; never copied or frozen
+# In a frozen mirror, FILE.twin stands for FILE: a JSON pointer ({"path", "sha256"}) to a mirror file with
+# the same bytes, so a run that two chapters share is stored once (effgen.freeze.sync_mirror).
+TWIN_SUFFIX = ".twin"
 
 
 @contextlib.contextmanager
@@ -110,17 +115,43 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
 
 
 def unpacked(relative: Path) -> Path:
-    """Where a frozen mirror's file lands in a run folder: FILE.csv.gz and FILE.json.gz unpack to FILE.csv/.json."""
+    """Where a frozen mirror's file lands in a run folder: FILE.csv.gz unpacks to FILE.csv (likewise
+    .json.gz and .npy.gz), and a twin pointer FILE.twin lands as FILE."""
+    if relative.suffix == TWIN_SUFFIX:
+        return unpacked(relative.with_suffix(""))
     packed = relative.suffix == ".gz" and Path(relative.stem).suffix in GZIP_SUFFIXES
     return relative.with_suffix("") if packed else relative
 
 
+def twin_pointer(pointer: Path, target: Path, digest: str) -> bytes:
+    """The bytes of ``pointer`` (FILE.twin) standing for ``target``, whose bytes hash to ``digest``."""
+    relative = os.path.relpath(target, pointer.parent)
+    return (json.dumps({"path": Path(relative).as_posix(), "sha256": digest}, indent=1) + "\n").encode()
+
+
+def twin_target(pointer: Path) -> Path:
+    """The mirror file that ``pointer`` (FILE.twin) stands for, checked against its recorded hash."""
+    try:
+        record = json.loads(pointer.read_text())
+        target, digest = pointer.parent / str(record["path"]), str(record["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{pointer}: an unreadable twin pointer ({type(err).__name__}: {err})") from None
+    if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
+        raise CheckpointError(f"{pointer} stands for {os.path.normpath(target)}, which is missing or has "
+                              "changed; restore _freeze/ from git (git checkout -- _freeze) or re-run the "
+                              "chapter that holds it")
+    return target
+
+
 def copy_unpacked(source: Path, dest: Path) -> bool:
-    """Copy ``source`` to ``dest`` atomically, gunzipping it when it is a packed mirror file (FILE.csv.gz).
+    """Copy ``source`` to ``dest`` atomically, gunzipping a packed mirror file (FILE.csv.gz) and following
+    a twin pointer (FILE.twin) to the file it stands for.
 
     Returns False, and leaves ``dest`` alone, when ``dest`` exists by the time the copy is ready:
     another process (two runs of a chapter start together) put the same file there first.
     """
+    if source.suffix == TWIN_SUFFIX:
+        return copy_unpacked(twin_target(source), dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f"{dest.name}.copy-{os.getpid()}.tmp")  # one name per process
     if unpacked(Path(source.name)).name != source.name:

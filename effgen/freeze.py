@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import LOCK_FILE, copy_unpacked, unpacked
+from .checkpoints import LOCK_FILE, TWIN_SUFFIX, copy_unpacked, twin_pointer, twin_target, unpacked
+from .errors import EffgenError
 from .paths import FREEZE_DIR, GZIP_SUFFIXES, RUNS_MIRROR
 from .run_progress import chapter_runs, summarise
 from .runner import SUMMARY_PAGE, ChapterJob, chapter_name, execute, execution_order, plan, select
@@ -69,7 +70,12 @@ SUPERSEDED_DIR = ".superseded"  # runs/<profile>/.superseded/<chapter>.results-v
 KEEP_SUFFIXES = frozenset({".json", ".csv", ".yml", ".yaml", ".png", ".pt", ".npy", ".db"})
 MAX_FILE_BYTES = 15 * 2**20
 MAX_TOTAL_BYTES = 60 * 2**20  # for a committed profile
-GZIP_OVER_BYTES = 2**20  # CSV and JSON files above this are stored gzipped (FILE.gz) and thawed back
+GZIP_OVER_BYTES = 64 * 2**10  # CSV, JSON and NumPy files above this are stored gzipped (FILE.gz), thawed back
+# A mirror file this large whose bytes another mirror file already holds is stored as a pointer, FILE.twin
+# (effgen.checkpoints): chapters share classifier runs (effgen.train.twins), and they would count twice
+# against MAX_TOTAL_BYTES. Which copy is real: chapter TWIN_HOLDER's, then the first in book order.
+TWIN_OVER_BYTES = 64 * 2**10
+TWIN_HOLDER = "02-classifier"  # the paper model's runs; `effgen evaluate classifier` is pointed at its weights
 GAN_FINAL_FILE = "final.pt"  # a finished GAN run's generator weights when it has no generator.pt
 GAN_FINAL_FORMAT = "effgen-gan-final-1"
 
@@ -442,9 +448,11 @@ class MirrorReport:
     bytes: int = 0
     slimmed: list[str] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)  # {"path", "reason", "bytes"}
+    twins: list[dict[str, Any]] = field(default_factory=list)  # {"path", "holder", "bytes"}: stored as pointers
 
     def as_dict(self) -> dict[str, Any]:
-        return {"files": self.kept, "bytes": self.bytes, "slimmed": self.slimmed, "dropped": self.dropped}
+        return {"files": self.kept, "bytes": self.bytes, "slimmed": self.slimmed, "dropped": self.dropped,
+                "twins": self.twins}
 
 
 def _torch_bytes(payload: Any) -> bytes:
@@ -534,16 +542,63 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+def _holder_rank(chapter: str) -> tuple[bool, str]:
+    return (chapter != TWIN_HOLDER, chapter)
+
+
+class _Twins:
+    """The profile's mirror files that may hold bytes for another (by hash), and the pointers to each."""
+
+    def __init__(self, profile_dir: Path, chapter: str) -> None:
+        self.held: dict[str, Path] = {}  # sha256 -> a real file of a chapter ranked before ``chapter``
+        self.pointers: dict[Path, list[Path]] = {}  # real file -> the pointers standing for it
+        for folder in sorted(profile_dir.glob(f"*/{RUNS_MIRROR}")):
+            for path in sorted(folder.rglob("*")):
+                if not path.is_file():
+                    continue
+                if path.suffix == TWIN_SUFFIX:
+                    try:
+                        self.pointers.setdefault(twin_target(path).resolve(), []).append(path)
+                    except EffgenError:  # a broken pointer stands for nothing that could be lost
+                        pass
+                elif (_holder_rank(folder.parent.name) < _holder_rank(chapter)
+                      and path.stat().st_size >= TWIN_OVER_BYTES):
+                    self.held.setdefault(_sha256(path.read_bytes()), path)
+
+    def release(self, path: Path) -> None:
+        """Before ``path`` goes or changes: every pointer standing for it becomes a real copy of it."""
+        for pointer in self.pointers.pop(path.resolve(), []):
+            if pointer.is_file():
+                _write_if_changed(pointer.with_suffix(""), path.read_bytes())
+                pointer.unlink()
+
+
 def sync_mirror(root: Path, profile: str, chapter: str, replace: bool) -> MirrorReport:
     """Copy the small artifacts of ``runs/<profile>/<chapter>/`` into the chapter's frozen mirror.
 
     ``replace`` (after a successful execution) makes the mirror exactly the filtered run folder;
-    otherwise (a snapshot) files are added and updated, and none is removed.
+    otherwise (a snapshot) files are added and updated, and none is removed. A file of
+    ``TWIN_OVER_BYTES`` or more that a higher-ranked chapter's mirror (or an earlier file of this one)
+    already holds is written as a pointer to it; a file that pointers stand for is copied into
+    their places before it is removed or rewritten, so no chapter's mirror loses a file.
     """
     source = runs_folder(root, profile, chapter)
     mirror = freeze_dir(root, profile, chapter) / RUNS_MIRROR
+    twins = _Twins(freeze_dir(root, profile), chapter)
     report = MirrorReport()
     produced: set[Path] = set()
+
+    def remove(path: Path) -> None:
+        if path.is_file():
+            twins.release(path)
+            path.unlink()
+
+    def write(target: Path, data: bytes) -> None:
+        produced.add(target)
+        if not (target.is_file() and target.read_bytes() == data):
+            twins.release(target)
+        report.written += _write_if_changed(target, data)
+
     for path in sorted(source.rglob("*")) if source.is_dir() else []:
         if not path.is_file() or path.name.endswith(".tmp") or path.name in (RUNS_VERSION_FILE, LOCK_FILE):
             continue
@@ -560,20 +615,31 @@ def sync_mirror(root: Path, profile: str, chapter: str, replace: bool) -> Mirror
         candidates = {relative, relative + ".gz"}
         if path.name == "checkpoint.pt":
             candidates.add(Path(relative).with_name(GAN_FINAL_FILE).as_posix())
-        for stale in candidates - set(outputs):
-            (mirror / stale).unlink(missing_ok=True)
+        candidates |= {name + TWIN_SUFFIX for name in candidates}
         for name, data in outputs.items():
             if len(data) > MAX_FILE_BYTES:
                 report.dropped.append({"path": name, "reason": f"over {MAX_FILE_BYTES // 2**20} MB",
                                        "bytes": len(data)})
                 continue
-            target = mirror / name
-            produced.add(target)
-            report.written += _write_if_changed(target, data)
+            digest = _sha256(data) if len(data) >= TWIN_OVER_BYTES else ""
+            holder = twins.held.get(digest) if digest else None
+            if holder is not None:
+                pointer = mirror / (name + TWIN_SUFFIX)
+                write(pointer, twin_pointer(pointer, holder, digest))
+                report.twins.append({"path": name, "holder": holder.relative_to(root).as_posix(),
+                                     "bytes": len(data)})
+                candidates.discard(name + TWIN_SUFFIX)
+                continue
+            write(mirror / name, data)
+            candidates.discard(name)
+            if digest:
+                twins.held[digest] = mirror / name  # a later file of this chapter with these bytes points here
+        for stale in candidates:
+            remove(mirror / stale)
     if replace and mirror.is_dir():
         for path in sorted(mirror.rglob("*"), reverse=True):
             if path.is_file() and path not in produced:
-                path.unlink()
+                remove(path)
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
     files = [p for p in mirror.rglob("*") if p.is_file()] if mirror.is_dir() else []

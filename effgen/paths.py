@@ -12,7 +12,7 @@ from pathlib import Path
 PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
 FREEZE_DIR = "_freeze"  # _freeze/<profile>/<chapter>/: executed chapters kept, as Quarto's freeze does
 RUNS_MIRROR = "runs"  # _freeze/<profile>/<chapter>/runs/: the chapter's run folders, kept small
-GZIP_SUFFIXES = frozenset({".csv", ".json"})  # text files a mirror may store gzipped, as FILE.gz
+GZIP_SUFFIXES = frozenset({".csv", ".json", ".npy"})  # files a mirror may store gzipped, as FILE.gz
 
 
 def project_root(start: Path | None = None) -> Path:

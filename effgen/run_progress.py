@@ -2,7 +2,7 @@
 lists under a chapter that is not frozen, so a profile computed across sessions shows where it stands.
 
 A run folder is one with a ``checkpoint.pt`` (classifier or GAN: it holds ``step`` and the config's
-``steps``), or, for a finished GAN run whose checkpoint was dropped from the freeze, a
+``steps``) or a mirror's pointer to one (``checkpoint.pt.twin``), or, for a finished GAN run whose checkpoint was dropped from the freeze, a
 ``generator.pt`` or ``final.pt`` with its ``history.csv``.
 """
 from __future__ import annotations
@@ -12,6 +12,9 @@ import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .checkpoints import TWIN_SUFFIX, twin_target
+from .errors import EffgenError
 
 CHECKPOINT = "checkpoint.pt"
 FINISHED_GAN_FILES = ("generator.pt", "final.pt")
@@ -36,6 +39,11 @@ def run_progress(folder: Path, name: str) -> RunProgress | None:
     checkpoint = folder / CHECKPOINT
     if checkpoint.is_file():
         return _from_checkpoint(checkpoint, name)
+    if (pointer := folder / (CHECKPOINT + TWIN_SUFFIX)).is_file():  # a mirror's run stored once, elsewhere
+        try:
+            return _from_checkpoint(twin_target(pointer), name)
+        except EffgenError:
+            return None
     if any((folder / file).is_file() for file in FINISHED_GAN_FILES):
         return RunProgress(name, _history_steps(folder), None, finished=True)
     return None

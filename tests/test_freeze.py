@@ -16,7 +16,7 @@ from conftest import write_notebook
 
 from effgen import checkpoints, freeze
 from effgen.cli import main
-from effgen.errors import ParamsError
+from effgen.errors import CheckpointError, ParamsError
 from effgen.freeze import (
     Library,
     fingerprint,
@@ -265,6 +265,7 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         train_gan(gan, images, folder / name, stop_at=3 if name == "unfinished" else None, show_progress=False)
     (folder / "metrics.json").write_text(json.dumps({"headline": []}))
     (folder / "big.csv").write_text("a,b\n" + "123456789,987654321\n" * 60_000)  # 1.2 MB
+    np.save(folder / "cls" / "test_predictions.npy", np.arange(10_000) % 20)  # 80 KB, as a paper run's
     (folder / "scratch.npz").write_bytes(b"not kept")
     with sqlite3.connect(folder / "optuna.db") as study:  # an Optuna study is SQLite; it is kept
         study.execute("create table trials (value real)")
@@ -291,7 +292,7 @@ def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, run
     assert record["executed"]["seconds"] == 1.5 and record["runs"]["results_version"] == 1
     mirror = frozen / "runs"
     files = {p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file()}
-    assert {"metrics.json", "big.csv.gz", "cls/checkpoint.pt", "cls/history.csv", "corrected/generator.pt",
+    assert {"metrics.json", "big.csv.gz", "cls/checkpoint.pt", "cls/history.csv", "cls/test_predictions.npy.gz", "corrected/generator.pt",
             "corrected/history.csv", "corrected/config.json", "fc_gan/generator.pt", "unfinished/checkpoint.pt"} <= files
     assert not {"corrected/checkpoint.pt", "fc_gan/checkpoint.pt", "scratch.npz", "cls/checkpoint.pt.tmp"} & files
     with sqlite3.connect(mirror / "optuna.db") as study:
@@ -314,7 +315,7 @@ def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, run
 
 
 def test_thaw_restores_what_is_absent_and_never_overwrites(book: Path, runs: Path) -> None:
-    big = (runs / "big.csv").read_bytes()
+    big, predictions = (runs / "big.csv").read_bytes(), (runs / "cls/test_predictions.npy").read_bytes()
     fake_execute(book, ["01"])
     (runs / "metrics.json").write_text('{"newer": true}')
     (runs / "big.csv").unlink()
@@ -324,6 +325,7 @@ def test_thaw_restores_what_is_absent_and_never_overwrites(book: Path, runs: Pat
     assert (runs / "metrics.json").read_text() == '{"newer": true}'
     assert (runs / "big.csv").read_bytes() == big and not (runs / "big.csv.gz").exists()
     assert "optimizer" not in torch.load(runs / "cls/checkpoint.pt", weights_only=True)
+    assert (runs / "cls/test_predictions.npy").read_bytes() == predictions
     assert thaw(book, PROFILE, "01-first") == 0
 
 
@@ -387,6 +389,53 @@ def test_status_says_how_far_the_runs_of_an_unfinished_chapter_have_got(book: Pa
     assert runs_line() == ["runs: 3 finished; unfinished at 5 of 6 steps"]
     fake_execute(book, ["01"])
     assert runs_line() == []  # a frozen chapter lists none
+
+
+def test_a_run_two_chapters_share_is_stored_once_and_no_mirror_loses_it(book: Path, runs: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from effgen.run_progress import chapter_runs
+
+    monkeypatch.setattr(freeze, "TWIN_HOLDER", "02-second")  # ranked first; then book order
+    # Run folders of one configuration, seed and data end alike (effgen.train.twins): one more in 01, one in 02.
+    (runs / "cls").rename(runs / "cls-seed0-abc")
+    shutil.copytree(runs / "cls-seed0-abc", runs / "again-seed0-abc")
+    shared = book / "runs" / PROFILE / "02-second" / "tuned-seed0-abc"
+    shutil.copytree(runs / "cls-seed0-abc", shared)
+    mirror1, mirror2 = (book / "_freeze" / PROFILE / name / "runs" for name in ("01-first", "02-second"))
+    ours, theirs = "cls-seed0-abc/checkpoint.pt", mirror2 / "tuned-seed0-abc/checkpoint.pt"
+
+    # 01 first: nothing else holds the run, so its first copy is real and its second points at it.
+    report = sync_mirror(book, PROFILE, "01-first", replace=True)
+    size = (mirror1 / "again-seed0-abc/checkpoint.pt").stat().st_size
+    assert size >= freeze.TWIN_OVER_BYTES
+    assert [t["path"] for t in report.twins] == [ours] and (mirror1 / f"{ours}.twin").is_file()
+    # 02, the holder, keeps its copy real; 01, synced again, points both of its copies at it.
+    assert sync_mirror(book, PROFILE, "02-second", replace=True).twins == []
+    report = sync_mirror(book, PROFILE, "01-first", replace=True)
+    assert {t["holder"] for t in report.twins} == {theirs.relative_to(book).as_posix()} and len(report.twins) == 2
+    assert not list(mirror1.glob("*-seed0-abc/checkpoint.pt")) and (mirror1 / f"{ours}.twin").stat().st_size < 200
+    # A thaw brings the whole runs back; --status reads a run's progress through its pointer.
+    freeze.snapshot(book, PROFILE, ["01"], log=lambda _: None)  # the record a thaw reads; the same files
+    assert len(list(mirror1.rglob("*.twin"))) == 2
+    shutil.rmtree(runs)
+    assert thaw(book, PROFILE, "01-first") > 0
+    assert (runs / ours).read_bytes() == theirs.read_bytes() == (runs / "again-seed0-abc/checkpoint.pt").read_bytes()
+    assert not list(runs.rglob("*.twin"))
+    progress = {p.name: p.finished for p in chapter_runs(mirror1)}
+    assert progress["again-seed0-abc"] and progress["cls-seed0-abc"]
+
+    # 02's run goes (say its params changed): its file is copied into the pointers' places first.
+    shutil.rmtree(shared)
+    sync_mirror(book, PROFILE, "02-second", replace=True)
+    assert not theirs.exists() and not list(mirror1.rglob("*.twin"))
+    assert (mirror1 / ours).read_bytes() == (runs / ours).read_bytes()
+
+    # A pointer whose file has changed is a one-line error naming the way back, not a wrong run.
+    (mirror1 / ours).unlink()
+    (mirror1 / f"{ours}.twin").write_text(json.dumps({"path": "../again-seed0-abc/checkpoint.pt", "sha256": "0" * 64}))
+    shutil.rmtree(runs)
+    with pytest.raises(CheckpointError, match="missing or has changed; restore _freeze/ from git"):
+        thaw(book, PROFILE, "01-first")
 
 
 # ---------------------------------------------------------------- the training code reuses frozen runs

@@ -27,6 +27,7 @@ from effgen.gan import (
     generated_images,
     hinge_d_loss,
     hinge_g_loss,
+    keeps_raw_generator,
     load_generator,
     modern_ablation,
     modern_run_config,
@@ -318,6 +319,21 @@ def test_chapter_06_runs_take_the_dcgan_budget_and_the_ablation_its_own_length()
     assert ablation_run_configs(modern, 100)["modern"].checkpoint_every == 100
     assert ablation["no ttur"] == dataclasses.replace(ablation["modern"], d_lr=modern.g_lr)
     assert ablation_folder("no spectral_norm") == "ablation-no-spectral_norm"
+    # Only the runs whose raw generator chapter 06 scores keep it: the long run and the full-recipe ablation.
+    assert [keeps_raw_generator(ablation_folder(name)) for name in ablation] == [True, False, False, False, False]
+    assert keeps_raw_generator("gan-modern")
+
+
+def test_a_run_asked_not_to_keep_its_raw_generator_keeps_the_ema_one_only(tmp_path: Path) -> None:
+    config = tiny()
+    run = train_gan(config, images(), tmp_path, show_progress=False, keep_raw_generator=False)
+    assert run.generator is not run.raw_generator  # in memory, this call still has both
+    assert (tmp_path / "generator.pt").is_file() and not (tmp_path / "generator-raw.pt").exists()
+    (tmp_path / "checkpoint.pt").unlink()  # as the freeze keeps a finished run
+    again = train_gan(config, images(), tmp_path, show_progress=False, keep_raw_generator=False)
+    assert again.resumed_from == config.steps and again.raw_generator is again.generator
+    for key, value in _state(run.generator).items():
+        assert torch.equal(value, again.generator.state_dict()[key]), key
 
 
 # ---------------------------------------------------------------- command line

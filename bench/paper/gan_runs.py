@@ -33,6 +33,7 @@ from effgen.gan import (
     GanConfig,
     ablation_folder,
     ablation_run_configs,
+    keeps_raw_generator,
     modern_run_config,
     preset,
     run_folder,
@@ -150,7 +151,7 @@ def main() -> None:
         print(f"{name}: {config.steps:,} steps into {Path(folder).relative_to(project_root())} "
               f"on {data.provenance['dataset']}, {args.threads} thread(s)", flush=True)
         run = train_gan(config, data.images, folder, torch.device("cpu"), provenance=data.provenance,
-                        show_progress=False)
+                        show_progress=False, keep_raw_generator=keeps_raw_generator(name))
         print(f"{name}: step {run.step:,}/{config.steps:,}, {run.seconds:.0f} s this call", flush=True)
 
 

@@ -3,6 +3,7 @@ from .ablation import (
     ADDITIONS,
     ablation_folder,
     ablation_run_configs,
+    keeps_raw_generator,
     modern_ablation,
     modern_run_config,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "hinge_d_loss",
     "hinge_g_loss",
     "image_grid",
+    "keeps_raw_generator",
     "layer_table",
     "load_generator",
     "lr_at",

@@ -107,6 +107,13 @@ def ablation_folder(name: str) -> str:
     return "ablation-" + name.replace(" ", "-")
 
 
+def keeps_raw_generator(folder_prefix: str) -> bool:
+    """Whether chapter 06's run under ``folder_prefix`` keeps ``generator-raw.pt``: the long modern run
+    and the ablation's full-recipe run, whose raw weights the chapter scores (the "no ema" row), do;
+    a leave-one-out run, scored by its EMA generator alone, does not (1.2 MB less in ``_freeze/``)."""
+    return not folder_prefix.startswith("ablation-") or folder_prefix == ablation_folder("modern")
+
+
 def _checked(addition: str) -> str:
     if addition not in ADDITIONS:
         raise ParamsError(f"unknown addition {addition!r}; choose one of {', '.join(ADDITIONS)}")
