@@ -22,7 +22,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_missing_artifact_names_the_chapter_to_run_first(project: Path) -> None:
     chapter = start_chapter("05-evaluation", "smoke", 0, "cpu")
     with pytest.raises(MissingArtifactError, match=r"run it first: effgen run 04-dcgan --profile smoke"):
-        chapter.artifact("04-dcgan", "generator-corrected.pt")
+        chapter.artifact("04-dcgan", "metrics.json")
 
 
 def test_stand_in_data_turns_the_callout_into_a_warning(project: Path) -> None:
