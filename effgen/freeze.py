@@ -620,6 +620,7 @@ def sync_mirror(root: Path, profile: str, chapter: str, replace: bool) -> Mirror
             if len(data) > MAX_FILE_BYTES:
                 report.dropped.append({"path": name, "reason": f"over {MAX_FILE_BYTES // 2**20} MB",
                                        "bytes": len(data)})
+                candidates.discard(name)  # an earlier copy that fitted stays: an older resumable state
                 continue
             digest = _sha256(data) if len(data) >= TWIN_OVER_BYTES else ""
             holder = twins.held.get(digest) if digest else None

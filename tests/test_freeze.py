@@ -391,6 +391,17 @@ def test_status_says_how_far_the_runs_of_an_unfinished_chapter_have_got(book: Pa
     assert runs_line() == []  # a frozen chapter lists none
 
 
+def test_a_file_grown_over_the_size_limit_keeps_its_last_snapshot(book: Path, runs: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    mirror = book / "_freeze" / PROFILE / "01-first" / "runs"
+    sync_mirror(book, PROFILE, "01-first", replace=False)
+    kept = (mirror / "unfinished/checkpoint.pt").read_bytes()
+    monkeypatch.setattr(freeze, "MAX_FILE_BYTES", len(kept) - 1)  # the next snapshot's copy is too large
+    report = sync_mirror(book, PROFILE, "01-first", replace=False)
+    assert "unfinished/checkpoint.pt" in {d["path"] for d in report.dropped}
+    assert (mirror / "unfinished/checkpoint.pt").read_bytes() == kept
+
+
 def test_a_run_two_chapters_share_is_stored_once_and_no_mirror_loses_it(book: Path, runs: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from effgen.run_progress import chapter_runs
