@@ -520,3 +520,14 @@ def test_a_frozen_chapter_renders_without_execution(book: Path, monkeypatch: pyt
     assert main(["render", "--profile", PROFILE, "--to", "html", "--engine", "offline"]) == 0
     page = (book / "_build" / PROFILE / "book/chapters/01-first.html").read_text()
     assert "steps 2" in page
+
+
+def test_every_twin_pointer_of_the_committed_paper_book_resolves() -> None:
+    """A commit that drops or changes a file another chapter's mirror points at would break its thaw."""
+    frozen = Path(__file__).resolve().parents[1] / "_freeze" / "paper"
+    pointers = sorted(frozen.rglob(f"*{checkpoints.TWIN_SUFFIX}"))
+    for pointer in pointers:
+        target = checkpoints.twin_target(pointer)  # raises CheckpointError when gone or changed
+        assert frozen in target.resolve().parents and target.suffix != checkpoints.TWIN_SUFFIX
+    if (frozen / "01-activations" / "notebook.ipynb").is_file():
+        assert pointers, "chapter 01 shares six runs with chapter 02; its mirror should point at them"
