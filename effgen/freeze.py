@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import LOCK_FILE, TWIN_SUFFIX, copy_unpacked, twin_pointer, twin_target, unpacked
+from .checkpoints import LOCK_FILE, TWIN_SUFFIX, copy_unpacked, twin_pointer, twin_record, unpacked
 from .errors import EffgenError
 from .paths import FREEZE_DIR, GZIP_SUFFIXES, RUNS_MIRROR
 from .run_progress import chapter_runs, summarise
@@ -551,15 +551,16 @@ class _Twins:
 
     def __init__(self, profile_dir: Path, chapter: str) -> None:
         self.held: dict[str, Path] = {}  # sha256 -> a real file of a chapter ranked before ``chapter``
-        self.pointers: dict[Path, list[Path]] = {}  # real file -> the pointers standing for it
+        self.pointers: dict[Path, list[tuple[Path, str]]] = {}  # real file -> (pointer, recorded sha256)
         for folder in sorted(profile_dir.glob(f"*/{RUNS_MIRROR}")):
             for path in sorted(folder.rglob("*")):
                 if not path.is_file():
                     continue
                 if path.suffix == TWIN_SUFFIX:
-                    try:
-                        self.pointers.setdefault(twin_target(path).resolve(), []).append(path)
-                    except EffgenError:  # a broken pointer stands for nothing that could be lost
+                    try:  # unchecked here: release() checks the one target it is about to copy
+                        target, digest = twin_record(path)
+                        self.pointers.setdefault(target.resolve(), []).append((path, digest))
+                    except EffgenError:  # an unreadable pointer stands for nothing that could be lost
                         pass
                 elif (_holder_rank(folder.parent.name) < _holder_rank(chapter)
                       and path.stat().st_size >= TWIN_OVER_BYTES):
@@ -567,9 +568,12 @@ class _Twins:
 
     def release(self, path: Path) -> None:
         """Before ``path`` goes or changes: every pointer standing for it becomes a real copy of it."""
-        for pointer in self.pointers.pop(path.resolve(), []):
-            if pointer.is_file():
-                _write_if_changed(pointer.with_suffix(""), path.read_bytes())
+        pointers = self.pointers.pop(path.resolve(), [])
+        data = path.read_bytes() if pointers else b""
+        held = _sha256(data) if pointers else ""
+        for pointer, digest in pointers:
+            if pointer.is_file() and held == digest:  # a pointer already broken is left as it is
+                _write_if_changed(pointer.with_suffix(""), data)
                 pointer.unlink()
 
 
@@ -595,8 +599,9 @@ def sync_mirror(root: Path, profile: str, chapter: str, replace: bool) -> Mirror
 
     def write(target: Path, data: bytes) -> None:
         produced.add(target)
-        if not (target.is_file() and target.read_bytes() == data):
-            twins.release(target)
+        if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
+            return  # unchanged: nothing to write, no pointer to release
+        twins.release(target)
         report.written += _write_if_changed(target, data)
 
     for path in sorted(source.rglob("*")) if source.is_dir() else []:
