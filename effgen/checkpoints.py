@@ -129,18 +129,13 @@ def twin_pointer(pointer: Path, target: Path, digest: str) -> bytes:
     return (json.dumps({"path": Path(relative).as_posix(), "sha256": digest}, indent=1) + "\n").encode()
 
 
-def twin_record(pointer: Path) -> tuple[Path, str]:
-    """The mirror file that ``pointer`` (FILE.twin) names and its recorded sha256, unchecked (no hashing)."""
-    try:
-        record = json.loads(pointer.read_text())
-        return pointer.parent / str(record["path"]), str(record["sha256"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{pointer}: an unreadable twin pointer ({type(err).__name__}: {err})") from None
-
-
 def twin_target(pointer: Path) -> Path:
     """The mirror file that ``pointer`` (FILE.twin) stands for, checked against its recorded hash."""
-    target, digest = twin_record(pointer)
+    try:
+        record = json.loads(pointer.read_text())
+        target, digest = pointer.parent / str(record["path"]), str(record["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{pointer}: an unreadable twin pointer ({type(err).__name__}: {err})") from None
     if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
         raise CheckpointError(f"{pointer} stands for {os.path.normpath(target)}, which is missing or has "
                               "changed; restore _freeze/ from git (git checkout -- _freeze) or re-run the "

@@ -44,8 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import LOCK_FILE, TWIN_SUFFIX, copy_unpacked, twin_pointer, twin_record, unpacked
-from .errors import EffgenError
+from .checkpoints import LOCK_FILE, TWIN_SUFFIX, copy_unpacked, twin_pointer, unpacked
 from .paths import FREEZE_DIR, GZIP_SUFFIXES, RUNS_MIRROR
 from .run_progress import chapter_runs, summarise
 from .runner import SUMMARY_PAGE, ChapterJob, chapter_name, execute, execution_order, plan, select
@@ -542,6 +541,20 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+def _pointer_record(pointer: Path) -> tuple[Path, str] | None:
+    """The file a twin pointer names and its recorded sha256, unchecked; None when it is unreadable.
+
+    Not ``checkpoints.twin_target``: that hashes the target, which indexing every pointer need not do.
+    Kept here rather than in ``checkpoints`` because chapters import that module, and a change there
+    makes every frozen chapter stale (its fingerprint), for code no chapter runs.
+    """
+    try:
+        record = json.loads(pointer.read_text())
+        return pointer.parent / str(record["path"]), str(record["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _holder_rank(chapter: str) -> tuple[bool, str]:
     return (chapter != TWIN_HOLDER, chapter)
 
@@ -557,11 +570,10 @@ class _Twins:
                 if not path.is_file():
                     continue
                 if path.suffix == TWIN_SUFFIX:
-                    try:  # unchecked here: release() checks the one target it is about to copy
-                        target, digest = twin_record(path)
-                        self.pointers.setdefault(target.resolve(), []).append((path, digest))
-                    except EffgenError:  # an unreadable pointer stands for nothing that could be lost
-                        pass
+                    # unchecked here: release() checks the one target it is about to copy
+                    record = _pointer_record(path)
+                    if record is not None:  # an unreadable pointer stands for nothing that could be lost
+                        self.pointers.setdefault(record[0].resolve(), []).append((path, record[1]))
                 elif (_holder_rank(folder.parent.name) < _holder_rank(chapter)
                       and path.stat().st_size >= TWIN_OVER_BYTES):
                     self.held.setdefault(_sha256(path.read_bytes()), path)
