@@ -12,8 +12,10 @@ computes the same statistics early, as its own queue job:
 
 They go to the same content-addressed cache the chapters read (``<data>/fid-stats``, see
 ``effgen.metrics.cached_stats``), made with the chapters' own calls, so the chapters find them and
-compute only the generators' side. A set that is already cached costs only a hash. ``--check`` computes
-nothing and fails if any set is missing.
+compute only the generators' side. A set that is already cached costs only a hash, and a set that only
+frozen, current chapters asked for is skipped (their results are kept; ``--all`` computes it anyway, e.g.
+to re-execute such a chapter on a machine whose cache is empty). ``--check`` computes nothing and fails
+if any set still needed is missing.
 
     python bench/paper/fid_references.py --threads 1
 """
@@ -29,13 +31,14 @@ import torch
 from gan_runs import BEYOND, chapter_parameters  # bench/paper/ is on sys.path
 
 from effgen.data import gan_dataset, images
+from effgen.freeze import status
 from effgen.metrics import (
     ensure_inception_weights,
     find_cached_stats,
     image_set_pixels,
     image_set_stats,
 )
-from effgen.paths import data_root
+from effgen.paths import data_root, project_root
 
 EVALUATION = "05-evaluation"
 
@@ -73,9 +76,16 @@ def reference_sets(profile: str) -> tuple[str, list[ReferenceSet]]:
     return dataset, list(merged.values())
 
 
-def missing_sets(profile: str) -> list[ReferenceSet]:
-    """The reference sets not in the cache yet (no Inception is run)."""
+def still_needed(profile: str, sets: list[ReferenceSet]) -> list[ReferenceSet]:
+    """The sets that a chapter not yet frozen (or stale) will ask for: a frozen chapter reads none."""
+    frozen = {s.name.split("-")[0] for s in status(project_root(), profile) if s.state == "frozen"}
+    return [ref for ref in sets if not set(ref.chapters) <= frozen]
+
+
+def missing_sets(profile: str, every: bool = False) -> list[ReferenceSet]:
+    """The reference sets still needed (all of them with ``every``) not in the cache yet; no Inception is run."""
     dataset, sets = reference_sets(profile)
+    sets = sets if every else still_needed(profile, sets)
     cache, splits = data_root() / "fid-stats", {ref.split: images(dataset, ref.split) for ref in sets}
     return [ref for ref in sets
             if find_cached_stats(image_set_pixels(splits[ref.split], ref.n, ref.seed), cache) is None]
@@ -87,14 +97,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
                         help="torch threads (default: OMP_NUM_THREADS, which work_queue.py sets, else 1)")
     parser.add_argument("--check", action="store_true", help="compute nothing; exit 1 if a set is missing")
+    parser.add_argument("--all", action="store_true",
+                        help="also the sets that only frozen, current chapters asked for")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    dataset, sets = reference_sets(args.profile)
+    dataset, every_set = reference_sets(args.profile)
+    sets = every_set if args.all else still_needed(args.profile, every_set)
     if args.check:
-        missing = missing_sets(args.profile)
-        for ref in sets:
-            print(f"{'missing' if ref in missing else 'cached '}  {dataset} {ref.describe()}")
+        missing = missing_sets(args.profile, args.all)
+        for ref in every_set:
+            state = "missing" if ref in missing else "cached " if ref in sets else "frozen "
+            print(f"{state}  {dataset} {ref.describe()}")
         sys.exit(1 if missing else 0)
+    for ref in every_set:
+        if ref not in sets:
+            print(f"{dataset} {ref.describe()}: skipped, its chapters are frozen and current", flush=True)
     ensure_inception_weights()
     cache, splits = data_root() / "fid-stats", {ref.split: images(dataset, ref.split) for ref in sets}
     for ref in sets:
