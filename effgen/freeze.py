@@ -21,7 +21,9 @@ The fingerprint of a chapter has five parts:
 
 The rule (DEVELOPING.md, "Frozen results"):
 
-* ``notebook``, ``params`` or ``upstream`` changed: stale, re-executed;
+* ``notebook``, ``params`` or ``upstream`` changed: stale, re-executed; except that a notebook
+  whose change is in prose only (markdown cells; its code cells and their tags are as executed)
+  is re-frozen without executing: its new markdown is spliced between the frozen outputs;
 * ``library`` changed: stale, re-executed, cheaply: the chapter's frozen runs are thawed into
   ``runs/`` first, and the training code reuses every finished run;
 * ``RESULTS_VERSION`` bumped: stale, and the frozen runs are *not* thawed (the chapter's old
@@ -78,6 +80,11 @@ TWIN_HOLDER = "02-classifier"  # the paper model's runs; `effgen evaluate classi
 GAN_FINAL_FILE = "final.pt"  # a finished GAN run's generator weights when it has no generator.pt
 GAN_FINAL_FORMAT = "effgen-gan-final-1"
 
+# papermill's cell of the parameters a chapter was executed with; the source has none.
+INJECTED_TAG = "injected-parameters"
+PROSE = "prose"  # the stale reason of a prose-only notebook change
+# A markdown cell with Quarto inline code (`{python} expr`) is computed when it is executed.
+_INLINE_CODE = re.compile(r"`\{python\}")
 _ARTIFACT_CALL = re.compile(r"""\.artifact\(\s*["']([^"']+)["']""")
 _IMPORT_LINE = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 
@@ -100,6 +107,65 @@ def notebook_digest(path: Path) -> str:
         tags = sorted(cell.get("metadata", {}).get("tags", []))
         parts.append([cell["cell_type"], source, tags])
     return _sha256(json.dumps(parts).encode())
+
+
+def _cells(path: Path) -> list[dict[str, Any]]:
+    return json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+
+
+def _source(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _tags(cell: dict[str, Any]) -> list[str]:
+    return sorted(cell.get("metadata", {}).get("tags", []))
+
+
+def _executes(cell: dict[str, Any]) -> bool:
+    """Whether executing the notebook runs this cell (and its outputs come from that run)."""
+    if cell.get("cell_type") == "code":
+        return INJECTED_TAG not in _tags(cell)
+    return cell.get("cell_type") == "markdown" and bool(_INLINE_CODE.search(_source(cell)))
+
+
+def code_digest(cells: list[dict[str, Any]]) -> str:
+    """Hash of what an execution depends on in a notebook: its executed cells' sources and tags, in order.
+
+    The same for a chapter's source and for its executed copy (papermill's injected cell is left out).
+    """
+    return _sha256(json.dumps([[cell["cell_type"], _source(cell), _tags(cell)]
+                               for cell in cells if _executes(cell)]).encode())
+
+
+def prose_only_change(source: Path, executed: Path) -> bool:
+    """Whether ``source`` differs from the notebook that made ``executed`` in markdown cells only."""
+    return code_digest(_cells(source)) == code_digest(_cells(executed))
+
+
+def splice_prose(source: Path, executed: Path) -> bytes:
+    """The executed notebook with ``source``'s cells in place of its own where they are not executed.
+
+    For a prose-only change (``prose_only_change``): every executed cell, its outputs and papermill's
+    injected parameters stay as they ran; markdown is taken from the source, in the source's order.
+    """
+    notebook = json.loads(Path(executed).read_text(encoding="utf-8"))
+    ran = [cell for cell in notebook.get("cells", []) if cell.get("cell_type") == "code" or _executes(cell)]
+    cells, position = [], 0
+    for cell in _cells(source):
+        if not _executes(cell):
+            cells.append(cell)
+            continue
+        while position < len(ran) and INJECTED_TAG in _tags(ran[position]):  # papermill's, kept where it ran
+            cells.append(ran[position])
+            position += 1
+        cells.append(ran[position])
+        position += 1
+        while position < len(ran) and INJECTED_TAG in _tags(ran[position]):
+            cells.append(ran[position])
+            position += 1
+    notebook["cells"] = cells
+    return (json.dumps(notebook, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def params_digest(path: Path) -> str:
@@ -360,6 +426,8 @@ class ChapterStatus:
             return f"missing (never executed for this profile{extra})"
         executed = record.get("executed", {})
         when = f"executed {executed.get('at', '?')} in {_duration(executed.get('seconds'))}, git {executed.get('git', '?')}"
+        if self.reasons == [PROSE]:
+            return f"stale: prose only; the next run re-freezes it without executing ({when})"
         if self.state == "stale":
             return f"stale: {'; '.join(self.reasons)} ({when})"
         return f"frozen ({when})"
@@ -380,6 +448,9 @@ def status(root: Path, profile: str, requested: Sequence[str] = ()) -> list[Chap
             state, reasons = "missing", []
         else:
             reasons = current.differences(record["fingerprint"])
+            if reasons == ["notebook"] and prose_only_change(root / notebook,
+                                                             freeze_dir(root, profile, name) / NOTEBOOK_FILE):
+                reasons = [PROSE]
             state = "stale" if reasons else "frozen"
         result.append(ChapterStatus(name, notebook, state, reasons, record, depends_on(root, notebook), current))
     return result
@@ -708,6 +779,22 @@ def freeze_chapter(root: Path, job: ChapterJob, print_: Fingerprint, seconds: fl
     return mirror
 
 
+def refreeze_prose(root: Path, profile: str, st: ChapterStatus) -> None:
+    """A prose-only change: splice the source's markdown into the frozen notebook, record the new digest.
+
+    The execution's identity (``executed.notebook_sha256``, which readers' ``upstream`` parts record)
+    stays that of the notebook as executed: new prose changes no output, so no reader goes stale.
+    """
+    if st.state != "stale" or st.reasons != [PROSE] or st.record is None or st.fingerprint is None:
+        raise ValueError(f"{st.name}: not a prose-only change ({st.state}: {st.reasons})")
+    frozen = freeze_dir(root, profile, st.name) / NOTEBOOK_FILE
+    _write_if_changed(frozen, splice_prose(root / st.notebook, frozen))
+    record = dict(st.record)
+    record["fingerprint"] = {**record["fingerprint"], "notebook": st.fingerprint.notebook}
+    record["prose"] = {"at": _now(), "git": _git(root)}
+    _write_record(root, profile, st.name, record)
+
+
 def snapshot(root: Path, profile: str, requested: Sequence[str] = (),
              log: Callable[[str], None] = print) -> list[str]:
     """Copy the resumable state of chapters that are not frozen and current from ``runs/`` to ``_freeze/``.
@@ -803,13 +890,21 @@ def place_frozen_notebooks(root: Path, profile: str, names: Iterable[str] | None
     return placed
 
 
+def place_new_prose(root: Path, profile: str, statuses: Iterable[ChapterStatus]) -> None:
+    """Put prose-only-stale chapters into ``_build/<profile>/`` with their new markdown; ``_freeze/`` is untouched."""
+    for st in statuses:
+        if st.reasons == [PROSE]:
+            spliced = splice_prose(root / st.notebook, freeze_dir(root, profile, st.name) / NOTEBOOK_FILE)
+            _write_if_changed(root / "_build" / profile / st.notebook, spliced)
+
+
 # ---------------------------------------------------------------- run: what to execute, then execute it
 
 @dataclass
 class Planned:
     job: ChapterJob
     status: ChapterStatus
-    action: str  # "execute" | "frozen" | "skip"
+    action: str  # "execute" | "frozen" | "skip" | "prose" (re-frozen with new markdown, not executed)
     why: str
 
 
@@ -825,7 +920,7 @@ def plan_run(root: Path, profile: str, requested: Sequence[str] = (), force: boo
         ups = [u for u in st.depends_on if u in executing]
         if force:
             action, why = "execute", "forced"
-        elif st.state == "stale":
+        elif st.state == "stale" and st.reasons != [PROSE]:
             action, why = "execute", "stale: " + "; ".join(st.reasons)
         elif st.state == "missing":
             if profile in COMMITTED_PROFILES and not requested and not execute_missing:
@@ -834,6 +929,8 @@ def plan_run(root: Path, profile: str, requested: Sequence[str] = (), force: boo
                 action, why = "execute", "not frozen yet"
         elif ups:
             action, why = "execute", "upstream executes first: " + ", ".join(ups)
+        elif st.state == "stale":
+            action, why = "prose", "prose changed (markdown only): new text between the frozen outputs"
         else:
             action, why = "frozen", "frozen and current"
         if action == "execute":
@@ -859,7 +956,7 @@ def describe_plan(root: Path, profile: str, planned: Sequence[Planned]) -> list[
     width = max((len(p.job.name) for p in planned), default=0)
     lines = []
     for item in planned:
-        verb = {"execute": "execute", "frozen": "frozen ", "skip": "SKIP   "}[item.action]
+        verb = {"execute": "execute", "frozen": "frozen ", "skip": "SKIP   ", "prose": "prose  "}[item.action]
         lines.append(f"  {item.job.name:<{width}}  {verb}  {item.why}"
                      + (_cost(item) if item.action == "execute" else ""))
     skipped = [p.job.name for p in planned if p.action == "skip"]
@@ -891,11 +988,17 @@ def run_book(root: Path, profile: str, requested: Sequence[str] = (), force: boo
     """
     root = Path(root)
     planned = plan_run(root, profile, requested, force, execute_missing)
+    prose = sum(p.action == "prose" for p in planned)
     log(f"profile {profile}: {sum(p.action == 'execute' for p in planned)} to execute, "
-        f"{sum(p.action == 'frozen' for p in planned)} frozen, {sum(p.action == 'skip' for p in planned)} skipped")
+        f"{sum(p.action == 'frozen' for p in planned)} frozen, {sum(p.action == 'skip' for p in planned)} skipped"
+        + (f", {prose} with new prose only" if prose else ""))
     for line in describe_plan(root, profile, planned):
         log(line)
-    place_frozen_notebooks(root, profile, [p.job.name for p in planned if p.action == "frozen"])
+    for item in planned:
+        if item.action == "prose":
+            refreeze_prose(root, profile, item.status)
+            log(f"  {item.job.name}: re-frozen with its new prose; nothing executed")
+    place_frozen_notebooks(root, profile, [p.job.name for p in planned if p.action in ("frozen", "prose")])
     to_run = [p for p in planned if p.action == "execute"]
     prints: dict[str, Fingerprint] = {}
     library = Library()

@@ -169,6 +169,74 @@ def test_output_only_change_keeps_frozen_and_source_change_stales(book: Path) ->
     assert states(book)["03-third"] == ("stale", ["notebook"])
 
 
+def _with_injected_parameters(executed: Path) -> None:
+    """Make a fake execution look like papermill's: its injected-parameters cell after the parameters cell."""
+    notebook = nbformat.read(executed, as_version=4)
+    injected = nbformat.v4.new_code_cell('profile = "smoke"\n', metadata={"tags": ["injected-parameters"]})
+    notebook.cells.insert(2, injected)
+    nbformat.write(notebook, executed)
+
+
+def test_a_prose_only_change_is_refrozen_without_execution(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import papermill
+
+    fake_execute(book, [])
+    frozen = book / "_freeze" / PROFILE / "01-first" / "notebook.ipynb"
+    _with_injected_parameters(frozen)
+    identity = freeze.execution_digest(book, PROFILE, "01-first")
+    source = book / "chapters/01-first.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    notebook.cells[0].source = "# First, retitled"
+    notebook.cells.insert(2, nbformat.v4.new_markdown_cell("A new paragraph between the cells."))
+    nbformat.write(notebook, source)
+
+    assert states(book)["01-first"] == ("stale", [freeze.PROSE])
+    assert {name: state for name, (state, _) in states(book).items() if name != "01-first"} == dict.fromkeys(
+        ["index", "02-second", "03-third"], "frozen")
+    assert {p.job.name: p.action for p in plan_run(book, PROFILE)} == {
+        "index": "frozen", "01-first": "prose", "02-second": "frozen", "03-third": "frozen"}
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("a prose change executed"))
+    log: list[str] = []
+    run_book(book, PROFILE, log=log.append)
+    assert any("re-frozen with its new prose" in line for line in log)
+    assert {state for state, _ in states(book).values()} == {"frozen"}
+    cells = nbformat.read(frozen, as_version=4).cells
+    assert [c.cell_type for c in cells] == ["markdown", "code", "code", "markdown", "code"]
+    assert cells[0].source == "# First, retitled" and cells[3].source == "A new paragraph between the cells."
+    assert cells[2].metadata["tags"] == ["injected-parameters"]  # papermill's cell stays after the parameters
+    assert cells[4].outputs[0]["text"] == "done\n"  # the outputs are the frozen execution's
+    assert freeze.execution_digest(book, PROFILE, "01-first") == identity  # so 02, which reads 01, stays frozen
+    built = book / "_build" / PROFILE / "chapters/01-first.ipynb"
+    assert nbformat.read(built, as_version=4).cells[0].source == "# First, retitled"
+
+
+def test_a_code_change_or_inline_code_in_markdown_is_not_prose(book: Path) -> None:
+    fake_execute(book, ["01"])
+    source = book / "chapters/01-first.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    notebook.cells[0].source = "# First: `{python} steps` steps"  # Quarto computes this when it executes
+    nbformat.write(notebook, source)
+    assert states(book)["01-first"] == ("stale", ["notebook"])
+    notebook.cells[0].source = "# First"
+    notebook.cells[2].source += "\nprint('more')"
+    nbformat.write(notebook, source)
+    assert states(book)["01-first"] == ("stale", ["notebook"])
+
+
+def test_render_shows_new_prose_before_it_is_refrozen(book: Path) -> None:
+    fake_execute(book, ["01"])
+    source = book / "chapters/01-first.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    notebook.cells[0].source = "# First, retitled"
+    nbformat.write(notebook, source)
+    before = (book / "_freeze" / PROFILE / "01-first" / "notebook.ipynb").read_bytes()
+    freeze.place_new_prose(book, PROFILE, status(book, PROFILE))
+    built = nbformat.read(book / "_build" / PROFILE / "chapters/01-first.ipynb", as_version=4)
+    assert built.cells[0].source == "# First, retitled" and built.cells[-1].outputs[0]["text"] == "done\n"
+    assert (book / "_freeze" / PROFILE / "01-first" / "notebook.ipynb").read_bytes() == before
+
+
 def test_a_chapter_depends_on_what_a_lazy_package_loads_for_it(tmp_path: Path) -> None:
     """effgen.data loads its submodules on first use (PEP 562); the import scan must still see them."""
     notebook = write_notebook(tmp_path / "chapter.ipynb", "profile = 'smoke'",

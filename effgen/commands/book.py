@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from ..freeze import place_frozen_notebooks, status
+    from ..freeze import PROSE, place_frozen_notebooks, place_new_prose, status
     from ..render import render_book
 
     root = project_root()
@@ -59,7 +59,9 @@ def _render(args: argparse.Namespace) -> int:
     placed = place_frozen_notebooks(root, args.profile)
     if placed:
         statuses = status(root, args.profile)
-        stale = [s.name for s in statuses if s.state == "stale"]
+        # New prose renders at once, between the frozen outputs; `effgen run` or `report` re-freezes it.
+        place_new_prose(root, args.profile, [s for s in statuses if s.reasons == [PROSE]])
+        stale = [s.name + (" (prose)" if s.reasons == [PROSE] else "") for s in statuses if s.state == "stale"]
         missing = [s.name for s in statuses if s.state == "missing"]
         print(f"rendering {len(placed)} frozen chapter(s) of profile {args.profile}"
               + (f"; stale: {', '.join(stale)}" if stale else "")
