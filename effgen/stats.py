@@ -65,7 +65,7 @@ class Comparison:
                  else f"{self.n_a} and {self.n_b} seeds")
         return (f"{self.test} over {seeds}: difference {self.diff:+.{digits}f}{unit}, "
                 f"{self.level:.0%} CI [{low:+.{digits}f}, {high:+.{digits}f}], "
-                f"t = {self.t:.2f} on {df} df, p = {format_p(self.p)}")  # type: ignore[arg-type]
+                f"t = {self.t:.2f} on {df} df, {p_clause(self.p)}")  # type: ignore[arg-type]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +74,42 @@ class Comparison:
 def format_p(p: float) -> str:
     """p to two significant digits, or "< 0.001"."""
     return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def p_clause(p: float) -> str:
+    """"p = 0.046", or "p < 0.001" (never "p = < 0.001")."""
+    text = format_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Where one new run of a setting should fall, given ``n`` earlier seeds of it."""
+
+    n: int
+    mean: float
+    low: float
+    high: float
+    level: float
+
+    def place(self, value: float) -> str:
+        """"inside", "above" or "below" the interval."""
+        return "above" if value > self.high else "below" if value < self.low else "inside"
+
+
+def prediction_interval(values: Sequence[float], level: float = LEVEL) -> Prediction | None:
+    """The ``level`` prediction interval for one more seed: mean ± t(n-1) · s · sqrt(1 + 1/n).
+
+    It asks whether a single run of a changed setting falls where another seed of the unchanged one
+    would: the one-seed comparison that a t-test cannot make. None with fewer than 2 values.
+    """
+    values = _values(values, "values")
+    if len(values) < 2:
+        return None
+    level, _ = _level(level, None)
+    n, mean, sd = len(values), statistics.fmean(values), statistics.stdev(values)
+    half = float(_scipy.t.ppf(0.5 + level / 2, n - 1)) * sd * math.sqrt(1 + 1 / n)
+    return Prediction(n, mean, mean - half, mean + half, level)
 
 
 def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL, alpha: float | None = None) -> Comparison:

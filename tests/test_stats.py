@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 from scipy import stats as scipy_stats
@@ -146,3 +147,19 @@ def test_paper_profile_picks_each_activations_learning_rate() -> None:
     assert len(paper["lr_factors"]) > 1 and 1.0 in paper["lr_factors"]
     smoke = yaml.safe_load((params / "smoke" / "01-activations.yml").read_text())
     assert len(smoke["lr_factors"]) > 1  # CI exercises the pick
+
+
+def test_p_clause_never_reads_p_equals_less_than() -> None:
+    assert stats.p_clause(0.0001) == "p < 0.001" and stats.p_clause(0.0456) == "p = 0.046"
+    tiny = stats.paired([90.0, 91.0, 92.0], [10.0, 10.5, 11.2]).describe()
+    assert "p < 0.001" in tiny and "= <" not in tiny
+
+
+def test_prediction_interval_for_one_more_seed() -> None:
+    values = [74.0, 77.0, 72.0, 75.0, 76.0]  # mean 74.8, sd 1.924
+    interval = stats.prediction_interval(values)
+    half = 2.7764451 * statistics.stdev(values) * (1 + 1 / 5) ** 0.5  # t(0.975, 4)
+    assert interval is not None and interval.n == 5
+    assert abs(interval.low - (74.8 - half)) < 1e-6 and abs(interval.high - (74.8 + half)) < 1e-6
+    assert (interval.place(90.0), interval.place(74.8), interval.place(60.0)) == ("above", "inside", "below")
+    assert stats.prediction_interval([75.0]) is None  # one seed: no spread to predict from

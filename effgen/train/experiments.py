@@ -239,7 +239,9 @@ def confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int = 20) 
 
 
 def spread_text(summary: dict[str, Any], digits: int = 2) -> str:
-    """"mean ± std" of a seed summary, for tables and prose."""
+    """"mean ± std" of a seed summary, for tables and prose; "mean (1 seed)" when one seed has no spread."""
+    if summary.get("n") == 1:
+        return f"{summary['mean']:.{digits}f} (1 seed)"
     return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
 
 
