@@ -76,7 +76,10 @@ class Chapter:
             if detail := data.get("detail"):
                 lines.append(f"- **Data detail:** {detail}")
         lines += [
-            f"- **Profile:** `{self.profile}`; **seed:** {self.seed}; **device:** {describe(self.device)}",
+            # Chapters use ``seed`` for different things (a data rebuild, latents, one run); several
+            # also train over a list of seeds, which their results name. So the callout says which it is.
+            (f"- **Profile:** `{self.profile}`; **`seed` parameter:** {self.seed} (what it seeds: see the "
+             f"parameters above); **device:** {describe(self.device)}"),
             (f"- **Code:** effgen {self.env['effgen']}, git `{self.env['git']}`, torch {self.env['torch']}, "
              f"run {self.env['date']}"),
             ":::",

@@ -13,12 +13,18 @@ from .paths import project_root
 
 
 def git_revision(root: Path | None = None) -> str:
-    """Short commit hash, with ``+dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    """Short commit hash, with ``+dirty`` when tracked files other than frozen results differ from it.
+
+    ``unknown`` outside git. ``_freeze/`` does not count: it holds what chapters produced, and a run of
+    several chapters rewrites it as it goes, which would mark every later chapter dirty though no
+    source differs from the commit.
+    """
     cwd = root or project_root()
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
                              text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)_freeze"], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

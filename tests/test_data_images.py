@@ -73,6 +73,20 @@ def test_image_folder_exact_pixels_range_and_cache(data_dir: Path) -> None:
     assert len(third) == 8 and "decoded now" in third.provenance["detail"]
 
 
+def test_a_jpeg_tree_is_named_lossy_and_shown_under_the_data_folder(data_dir: Path) -> None:
+    make_tree(data_dir / "cifar10", "train")
+    png = images("cifar10", "train")
+    assert not png.provenance["jpeg"] and "JPEG" not in png.provenance["detail"]
+    for path in (data_dir / "cifar10/train").rglob("*.png"):
+        Image.open(path).save(path.with_suffix(".jpg"), quality=90)
+        path.unlink()
+    jpeg = images("cifar10", "train")
+    assert jpeg.provenance["jpeg"] and "JPEG-compressed" in jpeg.provenance["detail"]
+    # the book names the folder the way any machine would: no absolute path of this one
+    assert "image folder data/cifar10/train" in jpeg.provenance["detail"]
+    assert str(data_dir) not in jpeg.provenance["detail"]
+
+
 def test_user_folder_resizes_and_serves_train(tmp_path: Path, data_dir: Path) -> None:
     make_tree(tmp_path / "mine", "train", size=(48, 40))
     found = images(f"folder:{tmp_path / 'mine'}", "train")

@@ -33,7 +33,7 @@ def test_stand_in_data_turns_the_callout_into_a_warning(project: Path) -> None:
     assert real.startswith("::: {.callout-note}") and "**Data:** AddNIST (official)" in real
     assert stand_in.startswith("::: {.callout-warning}")
     assert "a stand-in** for AddNIST. offline." in stand_in
-    assert "**seed:** 3" in stand_in and "`smoke`" in stand_in
+    assert "**`seed` parameter:** 3" in stand_in and "`smoke`" in stand_in
 
 
 def _budget(params: int, steps: int) -> BudgetReport:

@@ -377,3 +377,20 @@ def test_hidden_and_folded_parameter_cells(tmp_path: Path) -> None:
     pdf = "\n".join(p.extract_text() for p in PdfReader(produced["pdf"]).pages)
     assert "DEFAULTS-MARKER" in pdf and "INJECTED-MARKER" in pdf and "Parameters: defaults" in pdf
     assert pdf.count("DEFAULTS-MARKER") == 1  # the summary page's hidden copy is not in the PDF
+
+
+def test_an_executed_cell_that_showed_nothing_leaves_no_empty_caption() -> None:
+    from effgen.render.ipynb import ImageStore, notebook_to_markdown
+
+    def figure_cell(execution_count: int | None) -> dict:
+        return {"cell_type": "code", "execution_count": execution_count, "metadata": {}, "outputs": [],
+                "source": '#| label: fig-skipped\n#| fig-cap: "Only when the profile trains it"\nif False:\n    plt.show()'}
+
+    def rendered(cell: dict) -> str:
+        notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "Text."}, cell], "metadata": {}}
+        return notebook_to_markdown(notebook, echo=False, warning=False, images=ImageStore(), where="test")
+
+    skipped = rendered(figure_cell(7))
+    assert "fig-skipped" not in skipped and "Only when" not in skipped and "Text." in skipped
+    never_run = rendered(figure_cell(None))  # an unexecuted chapter keeps the numbered placeholder
+    assert "#fig-skipped" in never_run and "produced no image in this build" in never_run

@@ -31,6 +31,7 @@ class DecodedTree:
     labels: np.ndarray  # int64 (N,), index into classes
     classes: list[str]
     cached: bool        # True when read from the cache rather than decoded now
+    formats: tuple[str, ...] = ()  # the files' suffixes, e.g. (".jpg",): JPEG pixels are lossy
 
 
 def list_tree(folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
@@ -82,11 +83,12 @@ def load_tree(folder: Path, cache_dir: Path | None = None, cache_name: str = "tr
     folder = Path(folder)
     files, labels, classes = list_tree(folder)
     fingerprint = _fingerprint(files, folder)
+    formats = tuple(sorted({f.suffix.lower() for f in files}))
     cache_dir = Path(cache_dir) if cache_dir is not None else folder
     paths = {k: cache_dir / f".cache-{cache_name}{k}" for k in ("-images.npy", "-labels.npy", ".json")}
     cached = _read_cache(paths, fingerprint, len(files))
     if cached is not None:
-        return DecodedTree(cached[0], cached[1], classes, cached=True)
+        return DecodedTree(cached[0], cached[1], classes, cached=True, formats=formats)
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
         decoded = list(progress(pool.map(decode_image, files, chunksize=256), total=len(files),
@@ -94,7 +96,7 @@ def load_tree(folder: Path, cache_dir: Path | None = None, cache_name: str = "tr
     images = np.stack(decoded)
     _write_cache(paths, images, labels, {"fingerprint": fingerprint, "count": len(files), "classes": classes,
                                          "folder": str(folder)})
-    return DecodedTree(images, labels, classes, cached=False)
+    return DecodedTree(images, labels, classes, cached=False, formats=formats)
 
 
 def _read_cache(paths: dict[str, Path], fingerprint: str, count: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -51,6 +51,7 @@ class _Raw:
     images: np.ndarray       # uint8 (N, 3, 32, 32)
     labels: np.ndarray | None
     where: str               # human-readable source for the provenance detail
+    jpeg: bool = False       # decoded from JPEG files: lossy, so not the dataset's published pixels
 
 
 def images(name: str, split: str = "train", root: Path | None = None, download: bool = True) -> ImageSet:
@@ -70,7 +71,10 @@ def images(name: str, split: str = "train", root: Path | None = None, download: 
     tensor = torch.from_numpy(raw.images).float().div_(127.5).sub_(1.0)
     labels = torch.from_numpy(raw.labels.astype(np.int64)) if raw.labels is not None else None
     provenance = {"dataset": name, "requested": name, "stand_in": False, "reason": "", "split": split,
-                  "detail": f"{len(tensor):,} {split} images from {raw.where}"}
+                  "detail": f"{len(tensor):,} {split} images from {raw.where}", "jpeg": raw.jpeg}
+    if raw.jpeg:
+        provenance["detail"] += (". The files are JPEG-compressed, so their pixels are not the published "
+                                 "dataset's, and FIDs against them compare only with each other")
     return ImageSet(tensor, labels, provenance)
 
 
@@ -84,7 +88,7 @@ def gan_dataset(name: str = "cifar100", split: str = "train", allow_stand_in: bo
         if not allow_stand_in or (root / name / split).exists():
             raise  # not wanted, or the user's own copy is broken: say so rather than swap datasets
         failures = [f"{name}: {err}"]
-        reason = (f"{name} is neither in {root / name}/ nor in torchvision's cache, and could not be "
+        reason = (f"{name} is neither in {_shown(root / name, root)}/ nor in torchvision's cache, and could not be "
                   f"downloaded ({root_cause(err)})")
     for candidate in STAND_IN_ORDER:
         if candidate == name:
@@ -106,7 +110,8 @@ def _resolve(name: str, split: str, root: Path, download: bool) -> _Raw:
     if (folder / split).is_dir():
         tree = load_tree(folder / split, cache_dir=folder, cache_name=split)
         how = "cached decode" if tree.cached else "decoded now, cached"
-        return _Raw(tree.images, tree.labels, f"image folder {folder / split}, {how}")
+        return _Raw(tree.images, tree.labels, f"image folder {_shown(folder / split, root)}, {how}",
+                    jpeg=_is_jpeg(tree.formats))
     for idx_folder in (folder, SYSTEM_FASHION_MNIST if name == "fashion-mnist" else None):
         if idx_folder is not None and (pair := read_idx_pair(idx_folder, split)) is not None:
             return _Raw(grey_to_rgb32(pair[0]), pair[1], f"idx files in {idx_folder}")
@@ -155,7 +160,19 @@ def _user_folder(folder: Path, split: str) -> _Raw:
         raise DataError(f"{folder}: has no {split}/ sub-folder (a plain folder of images serves as 'train' only)")
     tree = load_tree(tree_root, cache_dir=cache_dir, cache_name=split)
     return _Raw(tree.images, tree.labels if len(tree.classes) > 1 else None,
-                f"image folder {tree_root} ({len(tree.classes)} classes)")
+                f"image folder {tree_root} ({len(tree.classes)} classes)", jpeg=_is_jpeg(tree.formats))
+
+
+def _is_jpeg(formats: tuple[str, ...]) -> bool:
+    return any(suffix in (".jpg", ".jpeg") for suffix in formats)
+
+
+def _shown(path: Path, root: Path) -> str:
+    """``path`` as the book shows it: under the data folder, relative to it (no machine's absolute path)."""
+    try:
+        return str(Path(root.name) / path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def grey_to_rgb32(grey: np.ndarray) -> np.ndarray:

@@ -171,6 +171,10 @@ def _code_cell(cell: dict[str, Any], index: int, ctx: CellContext) -> list[str]:
         return pieces
     show_warnings = bool(options.get("warning", ctx.warning))
     outputs = _render_outputs(cell.get("outputs", []), ctx, show_warnings)
+    if not outputs and cell.get("execution_count") is not None:
+        # Executed, and it showed nothing: a step this profile skips. A caption over an empty box
+        # would only puzzle the reader; an unexecuted cell keeps its placeholder and number instead.
+        return pieces
 
     if label.startswith("fig-"):
         pieces += _labelled(outputs, "image", label, "effgen-figure", str(options.get("fig-cap") or ""),
