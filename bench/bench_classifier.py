@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 os.environ.setdefault("EFFGEN_PROGRESS", "0")  # no progress bars between the numbers
 
+from effgen import cpu_kernels
 from effgen.device import describe, pick_device
 from effgen.models import PaperClassifier
 from effgen.provenance import machine_summary
@@ -94,7 +95,15 @@ def compiled_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int,
     return plain_loop(x, y, steps, batch_size, device, compiled=True)
 
 
-LOOPS = {"plain": plain_loop, "effgen": effgen_loop, "compiled": compiled_loop}
+def effgen_torch_kernels_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int,
+                              device: torch.device) -> float:
+    """The effgen loop with its C kernels switched off: what ``effgen.cpu_kernels`` is worth."""
+    with cpu_kernels.disabled():
+        return effgen_loop(x, y, steps, batch_size, device)
+
+
+LOOPS = {"plain": plain_loop, "effgen": effgen_loop, "compiled": compiled_loop,
+         "effgen-torch-kernels": effgen_torch_kernels_loop}
 
 
 def _time_in_child(name: str, args: argparse.Namespace) -> float:
@@ -121,6 +130,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of both loops (default 3)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--with-compile", action="store_true", help="also time the plain loop under torch.compile")
+    parser.add_argument("--kernels", action="store_true",
+                        help="also time the effgen loop with its C kernels off (effgen.cpu_kernels)")
     parser.add_argument("--only", choices=sorted(LOOPS), help=argparse.SUPPRESS)  # one timed loop, in a child
     args = parser.parse_args()
 
@@ -131,7 +142,8 @@ def main() -> None:
         print(LOOPS[args.only](x, y, args.steps, args.batch_size, device))
         return
     load_before = os.getloadavg()[0]
-    names = ["plain", "effgen"] + (["compiled"] if args.with_compile else [])
+    names = (["plain", "effgen"] + (["effgen-torch-kernels"] if args.kernels else [])
+             + (["compiled"] if args.with_compile else []))
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds):
         for name in (names if round_ % 2 else names[::-1]):
@@ -145,9 +157,12 @@ def main() -> None:
     median = {name: statistics.median(times) for name, times in seconds.items()}
     for name in names:
         rounds = " ".join(f"{1000 * t / args.steps:.0f}" for t in seconds[name])
-        print(f"  {name:8s} {args.steps / median[name]:7.2f} steps/s  {1000 * median[name] / args.steps:7.1f} "
+        print(f"  {name:20s} {args.steps / median[name]:7.2f} steps/s  {1000 * median[name] / args.steps:7.1f} "
               f"ms/step  (rounds, ms/step: {rounds})")
     print(f"  speed-up effgen / plain: {median['plain'] / median['effgen']:.2f}x")
+    if "effgen-torch-kernels" in median:
+        print(f"  speed-up of effgen's C kernels: {median['effgen-torch-kernels'] / median['effgen']:.2f}x "
+              f"(effgen with PyTorch's kernels: {median['plain'] / median['effgen-torch-kernels']:.2f}x plain)")
     if "compiled" in median:
         print(f"  speed-up compiled / plain: {median['plain'] / median['compiled']:.2f}x; "
               f"effgen / compiled: {median['compiled'] / median['effgen']:.2f}x")

@@ -17,6 +17,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .depthwise import depthwise_conv
+from .fused import batch_norm_activation
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "swish": nn.SiLU,  # SiLU is Swish with beta = 1, the form the paper uses
     "relu": nn.ReLU,
@@ -29,6 +32,19 @@ def make_activation(name: str) -> nn.Module:
         return ACTIVATIONS[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+class ConvNormActivation(nn.Sequential):
+    """Convolution, batch norm, activation: (N, C_in, H, W) -> (N, C_out, H', W').
+
+    A plain ``nn.Sequential`` of the three (same names, same state dict) that trains faster on the
+    CPU: batch norm and the activation run as one kernel (``effgen.fused``), and a 3x3 depthwise
+    convolution's backward pass runs in C (``effgen.depthwise``). Elsewhere it is the sequence.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv, norm, activation = self
+        return batch_norm_activation(depthwise_conv(x, conv), norm, activation)
 
 
 class SqueezeExcite(nn.Module):
@@ -62,12 +78,12 @@ class InvertedResidual(nn.Module):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         hidden = in_channels * expansion
         self.use_residual = stride == 1 and in_channels == out_channels
-        self.expand = nn.Sequential(
+        self.expand = ConvNormActivation(
             nn.Conv2d(in_channels, hidden, 1, bias=False),  # (N, 16, 28, 28) -> (N, 64, 28, 28)
             nn.BatchNorm2d(hidden),  # (N, 64, 28, 28)
             make_activation(activation),  # (N, 64, 28, 28)
         )
-        self.depthwise = nn.Sequential(
+        self.depthwise = ConvNormActivation(
             nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),  # -> (N, 64, 14, 14)
             nn.BatchNorm2d(hidden),  # (N, 64, 14, 14)
             make_activation(activation),  # (N, 64, 14, 14)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .layers import InvertedResidual, make_activation
+from .layers import ConvNormActivation, InvertedResidual, make_activation
 
 NUM_CLASSES = 20
 IN_CHANNELS = 3
@@ -28,7 +28,7 @@ class PaperClassifier(nn.Module):
     def __init__(self, activation: str = "swish", extra_block: bool = False, dropout: float = 0.0,
                  se_reduction: int = 4, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
+        self.stem = ConvNormActivation(
             nn.Conv2d(IN_CHANNELS, 16, 3, 1, 1, bias=False),  # (N, 3, 28, 28) -> (N, 16, 28, 28)
             nn.BatchNorm2d(16),  # (N, 16, 28, 28)
             make_activation(activation),  # (N, 16, 28, 28)

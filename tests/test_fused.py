@@ -1,0 +1,194 @@
+"""The C kernels (effgen.cpu_kernels): same numbers as PyTorch's kernels, and a clean fallback."""
+from __future__ import annotations
+
+import copy
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from effgen import cpu_kernels
+from effgen.depthwise import depthwise_conv
+from effgen.fused import batch_norm_activation
+from effgen.models import PaperClassifier
+from effgen.train import ClassifierConfig, train_classifier
+
+CPU = torch.device("cpu")
+needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                    reason="no C compiler: the kernels cannot be built here")
+
+
+def channels_last(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(*shape, generator=g) + 0.3).contiguous(memory_format=torch.channels_last)
+
+
+def norm_with_weights(channels: int) -> nn.BatchNorm2d:
+    norm = nn.BatchNorm2d(channels)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5, generator=g)
+        norm.bias.normal_(0, 0.5, generator=g)
+    return norm
+
+
+def bn_act_and_grads(x: torch.Tensor, norm: nn.BatchNorm2d, activation: nn.Module, grad: torch.Tensor,
+                     fused: bool) -> list[torch.Tensor]:
+    x = x.clone().requires_grad_()
+    if fused:
+        y = batch_norm_activation(x, norm, activation)
+    else:
+        with cpu_kernels.disabled():
+            y = batch_norm_activation(x, norm, activation)
+    y.backward(grad)
+    return [y.detach(), x.grad, norm.weight.grad, norm.bias.grad, norm.running_mean.clone(),
+            norm.running_var.clone(), norm.num_batches_tracked.clone()]
+
+
+@needs_compiler
+def test_the_kernels_build_here() -> None:
+    assert cpu_kernels.library() is not None
+    with cpu_kernels.disabled():
+        assert cpu_kernels.library() is None
+    assert cpu_kernels.library() is not None
+
+
+@needs_compiler
+@pytest.mark.parametrize("activation", [nn.SiLU(), nn.ReLU(), nn.LeakyReLU(0.2)], ids=type)
+@pytest.mark.parametrize("shape", [(8, 32, 10, 10), (3, 5, 7, 7), (64, 16, 2, 1)])
+def test_batch_norm_activation_matches_the_two_modules(activation: nn.Module, shape: tuple[int, ...]) -> None:
+    x = channels_last(*shape, scale=2.0)
+    grad = channels_last(*shape, seed=2)
+    norm = norm_with_weights(shape[1])
+    fused = bn_act_and_grads(x, copy.deepcopy(norm), activation, grad, fused=True)
+    reference = bn_act_and_grads(x, copy.deepcopy(norm), activation, grad, fused=False)
+    assert fused[0].is_contiguous(memory_format=torch.channels_last)
+    for mine, theirs in zip(fused, reference):
+        assert mine.shape == theirs.shape
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
+@needs_compiler
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("shape", [(4, 24, 14, 14), (3, 8, 5, 5), (2, 16, 7, 6)])
+def test_depthwise_backward_matches_pytorch(stride: int, shape: tuple[int, ...]) -> None:
+    conv = nn.Conv2d(shape[1], shape[1], 3, stride, 1, groups=shape[1], bias=False)
+    x = channels_last(*shape)
+    results = []
+    for use_kernels in (True, False):
+        layer, inputs = copy.deepcopy(conv), x.clone().requires_grad_()
+        with cpu_kernels.disabled() if not use_kernels else torch.enable_grad():
+            y = depthwise_conv(inputs, layer)
+        grad = channels_last(*y.shape, seed=3)
+        y.backward(grad)
+        results.append((y.detach(), inputs.grad, layer.weight.grad))
+    for mine, theirs in zip(*results):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
+@needs_compiler
+def test_two_threads_repeat_bit_for_bit() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x, grad = channels_last(16, 64, 14, 14, scale=2.0), channels_last(16, 64, 14, 14, seed=4)
+        runs = [bn_act_and_grads(x, norm_with_weights(64), nn.SiLU(), grad, fused=True) for _ in range(2)]
+        conv = nn.Conv2d(64, 64, 3, 2, 1, groups=64, bias=False)
+        for _ in range(2):
+            layer, inputs = copy.deepcopy(conv), x.clone().requires_grad_()
+            depthwise_conv(inputs, layer).sum().backward()
+            runs.append([inputs.grad, layer.weight.grad])
+    finally:
+        torch.set_num_threads(before)
+    for first, second in (runs[:2], runs[2:]):
+        assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_where_the_kernels_do_not_apply_the_modules_run_as_they_are() -> None:
+    x = channels_last(4, 8, 6, 6)
+    for inputs, norm, activation in [
+        (x.contiguous(), norm_with_weights(8), nn.SiLU()),  # NCHW
+        (x, norm_with_weights(8).eval(), nn.SiLU()),  # running statistics, not the batch's
+        (x, norm_with_weights(8), nn.Softplus()),  # an activation the kernel does not have
+        (x.double(), norm_with_weights(8).double(), nn.SiLU()),
+    ]:
+        expected = activation(copy.deepcopy(norm)(inputs))
+        assert torch.equal(batch_norm_activation(inputs, norm, activation), expected)
+    conv = nn.Conv2d(8, 8, 3, 1, 1, groups=8, bias=True)  # a bias: PyTorch's path
+    assert torch.equal(depthwise_conv(x, conv), conv(x))
+
+
+@needs_compiler
+def test_training_gives_the_same_run_with_and_without_the_kernels() -> None:
+    """Same seed, same data: the paper model's history and accuracy agree to float noise."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 20, (512,), generator=g)
+    x = 0.3 * torch.randn(512, 3, 28, 28, generator=g)
+    x[:, 0] += (y.float() / 19 * 3 - 1.5)[:, None, None]
+    train, valid = (x[:384], y[:384]), (x[384:], y[384:])
+    config = ClassifierConfig.from_dict({"steps": 30, "steps_per_epoch": 10, "batch_size": 32,
+                                         "eval_samples": 128})
+    fast = train_classifier(config, train, valid, CPU)
+    with cpu_kernels.disabled():
+        plain = train_classifier(config, train, valid, CPU)
+    columns = ["train_loss", "train_acc", "val_loss", "val_acc"]
+    assert fast.history["val_acc"].iloc[-1] > 0.1  # it learned something, so the comparison means something
+    torch.testing.assert_close(torch.tensor(fast.history[columns].to_numpy()),
+                               torch.tensor(plain.history[columns].to_numpy()), rtol=2e-3, atol=2e-3)
+    # Adam moves a weight by about lr a step however small its gradient, so rounding in a gradient
+    # near zero can move that one weight by ~lr: the weights agree to within two steps of lr.
+    for mine, theirs in zip(fast.model.state_dict().values(), plain.model.state_dict().values()):
+        torch.testing.assert_close(mine.float(), theirs.float(), rtol=0, atol=2 * config.lr)
+
+
+@needs_compiler
+def test_a_model_trained_with_the_kernels_has_the_usual_state_dict() -> None:
+    model = PaperClassifier().to(memory_format=torch.channels_last).train()
+    F.cross_entropy(model(channels_last(8, 3, 28, 28)), torch.arange(8)).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert set(model.state_dict()) == set(PaperClassifier().state_dict())
+    assert int(model.stem[1].num_batches_tracked) == 1
+
+
+def test_no_compiler_falls_back_with_a_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EFFGEN_KERNEL_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    cpu_kernels._build.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="no C compiler"):
+            assert cpu_kernels.library() is None
+        x = channels_last(4, 8, 6, 6).requires_grad_()
+        norm = norm_with_weights(8)
+        expected = F.silu(copy.deepcopy(norm)(x))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once, not at every call
+            assert torch.equal(batch_norm_activation(x, norm, nn.SiLU()), expected)
+    finally:
+        cpu_kernels._build.cache_clear()
+
+
+@needs_compiler
+def test_a_failed_build_falls_back_and_names_the_compiler(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    monkeypatch.setenv("EFFGEN_KERNEL_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    cpu_kernels._build.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="false"):
+            assert cpu_kernels.library() is None
+        assert not list((tmp_path / "kernels").glob("*.so"))
+    finally:
+        cpu_kernels._build.cache_clear()
+
+
+def test_the_pinned_hashes_are_the_sources() -> None:
+    import hashlib
+
+    for name, digest in cpu_kernels.SOURCES.items():
+        assert hashlib.sha256((cpu_kernels.SOURCE_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert sorted(p.name for p in cpu_kernels.SOURCE_DIR.glob("*.c")) == sorted(cpu_kernels.SOURCES)
