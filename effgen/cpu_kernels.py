@@ -1,8 +1,8 @@
 """The C kernels under ``csrc/``: built once per machine with its C compiler, loaded with ctypes.
 
-``effgen.fused`` (batch norm with its activation) and ``effgen.depthwise`` (a 3x3 depthwise
-convolution's backward pass) call them on the CPU, where PyTorch's own kernels make more passes
-over memory than the work needs. The sources are compiled with ``-O3 -march=native -fopenmp``
+``effgen.fused`` (batch norm with its activation), ``effgen.depthwise`` (a 3x3 depthwise
+convolution's backward pass) and ``effgen.excite`` (squeeze-and-excitation's backward pass) call
+them on the CPU, where PyTorch's own kernels make more passes over memory than the work needs. The sources are compiled with ``-O3 -march=native -fopenmp``
 into one shared library, cached under ``~/.cache/effgen/kernels`` (``EFFGEN_KERNEL_CACHE`` moves
 it) by a key of the sources, flags, compiler version and CPU. OpenMP threads come from the
 runtime PyTorch has already loaded, and each call is given ``torch.get_num_threads()``.
@@ -30,6 +30,7 @@ SOURCE_DIR = Path(__file__).with_name("csrc")
 # and with it that of every frozen chapter that trains through it (effgen.freeze hashes Python).
 SOURCES: dict[str, str] = {
     "bn_act.c": "a010e640441f4d8b4d77ff4c770ce582711e541c232514c1cc4dfa885326f309",
+    "channel_scale.c": "eb5038d0627f19d1d389cb7b50d710ccab89f54887db1cbd7bbe7722d7628a91",
     "depthwise.c": "6caf1d642919e68940656b66ee239d4938842bef7f1de1f2115483c14d8c6811",
 }
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC")
@@ -97,6 +98,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
                            pointer, pointer, integer],
         "bn_act_backward": [pointer, pointer, pointer, size, size, pointer, pointer, pointer, pointer,
                             integer, real, pointer, pointer, integer],
+        "channel_scale_gate_grad": [pointer, pointer, pointer, size, size, size, integer],
+        "channel_scale_input_grad": [pointer, pointer, pointer, pointer, size, size, size, integer],
         "depthwise3x3_backward": [pointer, pointer, pointer, pointer, pointer, size, size, size, size, size,
                                   integer],
     }

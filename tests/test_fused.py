@@ -14,6 +14,7 @@ from torch import nn
 from effgen import cpu_kernels
 from effgen.depthwise import depthwise_conv
 from effgen.fused import batch_norm_activation
+from effgen.layers import SqueezeExcite
 from effgen.models import PaperClassifier
 from effgen.train import ClassifierConfig, train_classifier
 
@@ -86,6 +87,24 @@ def test_depthwise_backward_matches_pytorch(stride: int, shape: tuple[int, ...])
         grad = channels_last(*y.shape, seed=3)
         y.backward(grad)
         results.append((y.detach(), inputs.grad, layer.weight.grad))
+    for mine, theirs in zip(*results):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape", [(8, 64, 14, 14), (3, 16, 5, 5), (2, 32, 7, 6)])
+def test_squeeze_excite_backward_matches_autograd(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    se = SqueezeExcite(shape[1])
+    x, grad = channels_last(*shape), channels_last(*shape, seed=5)
+    results = []
+    for use_kernels in (True, False):
+        module, inputs = copy.deepcopy(se), x.clone().requires_grad_()
+        with cpu_kernels.disabled() if not use_kernels else torch.enable_grad():
+            y = module(inputs)
+        y.backward(grad)
+        results.append((y.detach(), inputs.grad, module.reduce.weight.grad, module.expand.weight.grad))
+    assert torch.equal(results[0][0], results[1][0])  # the forward pass is the module's own
     for mine, theirs in zip(*results):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
 
