@@ -7,7 +7,7 @@ into one shared library, cached under ``~/.cache/effgen/kernels`` (``EFFGEN_KERN
 it) by a key of the sources, flags, compiler version and CPU. OpenMP threads come from the
 runtime PyTorch has already loaded, and each call is given ``torch.get_num_threads()``.
 
-No compiler, a failed build or ``EFFGEN_FUSED=0``: ``library()`` is None and every caller falls
+No compiler, a failed build or ``EFFGEN_CPU_KERNELS=0``: ``library()`` is None and every caller falls
 back to PyTorch's kernels, which give the same numbers, only slower; a failed build warns once.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ SOURCES: dict[str, str] = {
 }
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC")
 
-_enabled = os.environ.get("EFFGEN_FUSED", "1") != "0"
+_enabled = os.environ.get("EFFGEN_CPU_KERNELS", "1") != "0"
 
 
 @contextlib.contextmanager

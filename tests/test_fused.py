@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -211,3 +214,10 @@ def test_the_pinned_hashes_are_the_sources() -> None:
     for name, digest in cpu_kernels.SOURCES.items():
         assert hashlib.sha256((cpu_kernels.SOURCE_DIR / name).read_bytes()).hexdigest() == digest, name
     assert sorted(p.name for p in cpu_kernels.SOURCE_DIR.glob("*.c")) == sorted(cpu_kernels.SOURCES)
+
+
+def test_the_environment_switch_turns_the_kernels_off() -> None:
+    code = "from effgen import cpu_kernels; print(cpu_kernels.library() is None)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "EFFGEN_CPU_KERNELS": "0"})
+    assert done.stdout.strip() == "True"
