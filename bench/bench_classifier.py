@@ -6,8 +6,12 @@ random AddNIST-shaped tensors, in one process:
 - plain: ``DataLoader(TensorDataset(x, y), shuffle=True, drop_last=True)``, NCHW, fp32, and
   glibc's own memory settings;
 - effgen: ``effgen.train.train_classifier`` (in-memory batches, channels_last on CPU, freed
-  activations kept for reuse (``effgen.device.keep_freed_memory``), bf16 autocast on CUDA),
-  timed end to end, its one validation pass on 64 samples included.
+  activations kept for reuse (``effgen.device.keep_freed_memory``), the C kernels of
+  ``effgen.cpu_kernels`` on CPU, bf16 autocast on CUDA), timed end to end, its one validation
+  pass on 64 samples included.
+
+``--kernels`` adds the effgen loop with its C kernels switched off (``effgen.cpu_kernels.disabled``),
+so one run says what they are worth beside everything else the loop does.
 
 Each timed loop runs in a fresh child process: the memory setting is process-wide and glibc's
 default (a threshold that adapts) cannot be put back once changed, so sharing a process would
@@ -17,7 +21,7 @@ hand the plain loop effgen's setting or a worse one than its own.
 (TorchInductor's fused C++ kernels on the CPU), its compilation done in the warm-up. It is there
 to answer whether the compiler would have been the faster route; effgen does not compile.
 
-Usage: ``python bench/bench_classifier.py [--steps 100] [--rounds 3] [--device auto] [--with-compile]``. Prints the
+Usage: ``python bench/bench_classifier.py [--steps 100] [--rounds 3] [--device auto] [--kernels] [--with-compile]``. Prints the
 machine (with its load average: on a shared CPU other processes slow both loops), both rates and
 their ratio, and on the CPU each step's FLOP rate against the machine's (``bench/roofline.py``).
 Each round times both loops after a warm-up, in alternating order; the median round counts.
