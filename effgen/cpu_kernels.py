@@ -25,6 +25,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
+
 SOURCE_DIR = Path(__file__).with_name("csrc")
 # Each source's sha256, pinned here so that editing a kernel changes this module's fingerprint
 # and with it that of every frozen chapter that trains through it (effgen.freeze hashes Python).
@@ -52,6 +54,18 @@ def disabled() -> Iterator[None]:
 def library() -> ctypes.CDLL | None:
     """The built kernels when switched on and buildable here, else None."""
     return _build() if _enabled else None
+
+
+def takes(x: torch.Tensor, *weights: torch.Tensor) -> ctypes.CDLL | None:
+    """``library()`` if its kernels can read ``x`` and ``weights``, else None.
+
+    Every kernel walks float32 (N, C, H, W) tensors on the CPU in channels_last order. Under
+    ``torch.compile`` the callers keep to PyTorch's ops, which the compiler can trace.
+    """
+    readable = (x.device.type == "cpu" and x.dim() == 4 and x.dtype == torch.float32
+                and all(weight.dtype == torch.float32 for weight in weights)
+                and x.is_contiguous(memory_format=torch.channels_last) and not torch.compiler.is_compiling())
+    return library() if readable else None
 
 
 @functools.cache

@@ -17,17 +17,15 @@ from . import cpu_kernels
 
 def depthwise_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(x)``: (N, C, H, W) -> (N, C, H / stride, W / stride), the C kernel's backward where it applies."""
-    if not _applies(x, conv) or cpu_kernels.library() is None:
+    if not _fits(conv) or cpu_kernels.takes(x, conv.weight) is None:
         return conv(x)
     return _Depthwise3x3.apply(x, conv.weight, conv.stride[0])
 
 
-def _applies(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+def _fits(conv: nn.Conv2d) -> bool:
     return (conv.groups == conv.in_channels == conv.out_channels and conv.kernel_size == (3, 3)
             and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.stride in ((1, 1), (2, 2))
-            and conv.bias is None and conv.padding_mode == "zeros" and torch.is_grad_enabled()
-            and x.device.type == "cpu" and x.dtype == conv.weight.dtype == torch.float32 and x.dim() == 4
-            and x.is_contiguous(memory_format=torch.channels_last) and not torch.compiler.is_compiling())
+            and conv.bias is None and conv.padding_mode == "zeros" and torch.is_grad_enabled())
 
 
 class _Depthwise3x3(torch.autograd.Function):

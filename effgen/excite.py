@@ -23,16 +23,13 @@ def squeeze_excite(x: torch.Tensor, se: nn.Module) -> torch.Tensor | None:
     None where it does not apply (no gradient wanted, another device or layout, no kernels):
     the module then runs its own layers.
     """
-    if not _applies(x, se) or cpu_kernels.library() is None:
+    if not _fits(se) or cpu_kernels.takes(x, se.reduce.weight, se.expand.weight) is None:
         return None
     return _SqueezeExcite.apply(x, se.reduce.weight, se.expand.weight)
 
 
-def _applies(x: torch.Tensor, se: nn.Module) -> bool:
-    return (torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
-            and x.is_contiguous(memory_format=torch.channels_last) and se.reduce.bias is None
-            and se.expand.bias is None and se.reduce.weight.dtype == torch.float32
-            and not torch.compiler.is_compiling())
+def _fits(se: nn.Module) -> bool:
+    return torch.is_grad_enabled() and se.reduce.bias is None and se.expand.bias is None
 
 
 class _SqueezeExcite(torch.autograd.Function):

@@ -27,7 +27,7 @@ def batch_norm_activation(x: torch.Tensor, norm: nn.BatchNorm2d, activation: nn.
     The running statistics are updated as ``norm`` would update them.
     """
     code = _ACTIVATION_CODES.get(type(activation))
-    if code is None or not _applies(x, norm) or cpu_kernels.library() is None:
+    if code is None or not _fits(norm, x) or cpu_kernels.takes(x, norm.weight) is None:
         return activation(norm(x))
     slope = float(getattr(activation, "negative_slope", 0.0))
     y, mean, var_unbiased = _BatchNormActivation.apply(x, norm.weight, norm.bias, norm.eps, code, slope)
@@ -38,11 +38,10 @@ def batch_norm_activation(x: torch.Tensor, norm: nn.BatchNorm2d, activation: nn.
     return y
 
 
-def _applies(x: torch.Tensor, norm: nn.BatchNorm2d) -> bool:
+def _fits(norm: nn.BatchNorm2d, x: torch.Tensor) -> bool:
+    # More than one value per channel: the running variance is the unbiased batch variance.
     return (norm.training and norm.track_running_stats and norm.affine and norm.momentum is not None
-            and x.device.type == "cpu" and x.dtype == norm.weight.dtype == torch.float32 and x.dim() == 4
-            and x.numel() > x.shape[1] and x.is_contiguous(memory_format=torch.channels_last)
-            and not torch.compiler.is_compiling())
+            and x.numel() > x.shape[1])
 
 
 class _BatchNormActivation(torch.autograd.Function):

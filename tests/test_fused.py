@@ -62,6 +62,18 @@ def test_the_kernels_build_here() -> None:
 
 
 @needs_compiler
+def test_the_kernels_take_only_float32_channels_last_cpu_tensors() -> None:
+    x = channels_last(2, 8, 5, 5)
+    weight = torch.ones(8)
+    assert cpu_kernels.takes(x, weight) is cpu_kernels.library()
+    for inputs, weights in [(x.contiguous(), (weight,)), (x.double(), (weight,)), (x, (weight.double(),)),
+                            (x.flatten(2), (weight,)), (x.half(), ())]:
+        assert cpu_kernels.takes(inputs, *weights) is None
+    with cpu_kernels.disabled():
+        assert cpu_kernels.takes(x, weight) is None
+
+
+@needs_compiler
 @pytest.mark.parametrize("activation", [nn.SiLU(), nn.ReLU(), nn.LeakyReLU(0.2)], ids=type)
 @pytest.mark.parametrize("shape", [(8, 32, 10, 10), (3, 5, 7, 7), (64, 16, 2, 1)])
 def test_batch_norm_activation_matches_the_two_modules(activation: nn.Module, shape: tuple[int, ...]) -> None:
