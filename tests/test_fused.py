@@ -75,7 +75,9 @@ def test_the_kernels_take_only_float32_channels_last_cpu_tensors() -> None:
 
 @needs_compiler
 @pytest.mark.parametrize("activation", [nn.SiLU(), nn.ReLU(), nn.LeakyReLU(0.2)], ids=type)
-@pytest.mark.parametrize("shape", [(8, 32, 10, 10), (3, 5, 7, 7), (64, 16, 2, 1)])
+# Channel counts: the kernel's literal cases (16, 32, 128: two 64-channel slices) and others (5; 80: a
+# full slice and a part one), so that every path through its per-slice sums is compared.
+@pytest.mark.parametrize("shape", [(8, 32, 10, 10), (3, 5, 7, 7), (64, 16, 2, 1), (4, 128, 5, 5), (4, 80, 5, 5)])
 def test_batch_norm_activation_matches_the_two_modules(activation: nn.Module, shape: tuple[int, ...]) -> None:
     x = channels_last(*shape, scale=2.0)
     grad = channels_last(*shape, seed=2)

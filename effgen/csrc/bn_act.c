@@ -108,10 +108,10 @@ static inline void thread_share(int64_t count, int t, int T, int64_t *first, int
    is a plain row-by-row walk, whatever the slicing. */
 static inline __attribute__((always_inline)) void moments_of_blocks(
         const float *x, int64_t first_block, int64_t last_block, int64_t M, const int64_t C, double *s, double *q) {
-    const int64_t width = C < SLICE ? C : SLICE;
     for (int64_t block = first_block; block < last_block; block++) {
         const int64_t first = block * BLOCK_ROWS, last = first + BLOCK_ROWS < M ? first + BLOCK_ROWS : M;
-        for (int64_t c0 = 0; c0 < C; c0 += width) {
+        for (int64_t c0 = 0; c0 < C; c0 += SLICE) {
+            const int64_t width = C - c0 < SLICE ? C - c0 : SLICE;
             float bs[SLICE] = {0}, bq[SLICE] = {0};
             for (int64_t m = first; m < last; m++) {
                 const float *row = x + m * C + c0;
