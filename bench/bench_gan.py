@@ -4,7 +4,8 @@ Both train the paper's DCGAN with the corrected recipe's losses at batch 64 on t
 synthetic images; rounds alternate between the two so machine load hits both alike.
 Prints ms per D+G step, the data-only cost per batch, their ratios, and the machine; then each
 step's FLOP rate against this machine's dense matrix-multiply rate (``bench/roofline.py``), which
-says how much faster a step could still get here. Where the CPU has bf16 units (oneDNN says so),
+says how much faster a step could still get here, and the fp32 ceiling: the plain loop's time over
+effgen's FLOPs run at the dense rate, the largest ratio fp32 arithmetic of this amount allows. Where the CPU has bf16 units (oneDNN says so),
 it also times effgen's loop with ``precision="bf16"``: an opt-in that rounds the forward passes
 differently, so the paper's runs stay fp32 and this row is not their speed.
 Both loops share one process, so effgen's allocator setting (``keep_freed_memory``) serves the
@@ -118,8 +119,14 @@ def main() -> None:
     peak = dense_gflops()
     print(f"this machine, {torch.get_num_threads()} thread(s): dense fp32 matrix multiply {peak:.1f} GFLOP/s, "
           f"memory copy {copy_gbps():.1f} GB/s")
-    for name, step in steps.items():
-        print("  " + rate_line(name, flops_of(step), median[name], peak))
+    flops = {name: flops_of(step) for name, step in steps.items()}
+    for name in steps:
+        print("  " + rate_line(name, flops[name], median[name], peak))
+    # Were effgen's fp32 step to run at the dense rate, it would take its FLOPs / peak: the most its
+    # lead over this run's plain loop can be without doing less (or lower-precision) arithmetic.
+    best_ms = flops["effgen step"] / (peak * 1e9) * 1000
+    print(f"fp32 ceiling on this machine: plain / (effgen's FLOPs at the dense rate, {best_ms:.1f} ms) = "
+          f"{median['plain step'] / best_ms:.2f}x")
 
 
 if __name__ == "__main__":
