@@ -33,7 +33,7 @@ SOURCE_DIR = Path(__file__).with_name("csrc")
 SOURCES: dict[str, str] = {
     "bn_act.c": "f55b588d592fa0e737758cb0c4c352c02f668849d45f5878e5a7ec266ba860e5",
     "channel_scale.c": "eb5038d0627f19d1d389cb7b50d710ccab89f54887db1cbd7bbe7722d7628a91",
-    "depthwise.c": "6caf1d642919e68940656b66ee239d4938842bef7f1de1f2115483c14d8c6811",
+    "depthwise.c": "b1911095db0d2f1c53ebf606405e1e16e471b2a3f1351272b4bff96d2a14ddc0",
 }
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC")
 

@@ -92,7 +92,8 @@ def test_batch_norm_activation_matches_the_two_modules(activation: nn.Module, sh
 
 @needs_compiler
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("shape", [(4, 24, 14, 14), (3, 8, 5, 5), (2, 16, 7, 6)])
+# Channel counts for both weight-gradient loops: 16-channel register slices (16, 48) and rows (8, 24, 256).
+@pytest.mark.parametrize("shape", [(4, 24, 14, 14), (3, 8, 5, 5), (2, 16, 7, 6), (2, 48, 9, 8), (2, 256, 4, 4)])
 def test_depthwise_backward_matches_pytorch(stride: int, shape: tuple[int, ...]) -> None:
     conv = nn.Conv2d(shape[1], shape[1], 3, stride, 1, groups=shape[1], bias=False)
     x = channels_last(*shape)

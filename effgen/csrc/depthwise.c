@@ -15,6 +15,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Sixteen floats as one value: GCC and Clang map it onto the vector registers -march=native offers
+   (one AVX-512 register, two AVX ones, four NEON ones). Unaligned loads go through memcpy. */
+typedef float vec16 __attribute__((vector_size(64)));
+#define LANES 16
+
+static inline __attribute__((always_inline)) vec16 load16(const float *p) {
+    vec16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* One image's nine tap sums of grad_w for channels [c0, c0 + 16), kept in nine registers across the
+   image instead of going through memory at every output pixel: the same products added in the same
+   order as the row loop below. It pays where a pixel has few channels (measured: 64 and 128 faster,
+   256 slower, than the row loop), so the caller uses it up to 128. */
+static inline __attribute__((always_inline)) void image_taps_lanes(
+        const float *xn, const float *gn, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t C,
+        int64_t c0, const int64_t stride, float *image_sum) {
+    vec16 sum[9] = {{0}};
+    for (int64_t oh = 0; oh < OH; oh++) {
+        for (int64_t ow = 0; ow < OW; ow++) {
+            const vec16 g = load16(gn + (oh * OW + ow) * C + c0);
+            for (int64_t kh = 0; kh < 3; kh++) {
+                const int64_t ih = oh * stride + kh - 1;
+                if (ih < 0 || ih >= H) continue;
+                for (int64_t kw = 0; kw < 3; kw++) {
+                    const int64_t iw = ow * stride + kw - 1;
+                    if (iw < 0 || iw >= W) continue;
+                    sum[kh * 3 + kw] += g * load16(xn + (ih * W + iw) * C + c0);
+                }
+            }
+        }
+    }
+    for (int k = 0; k < 9; k++) memcpy(image_sum + k * C + c0, &sum[k], sizeof sum[k]);
+}
+
 /* x (N, H, W, C), grad_y (N, OH, OW, C), w_taps (3, 3, C): the weight laid out tap-major.
    Inlined with a literal stride (below), so that its divisions are shifts. */
 static inline __attribute__((always_inline)) void backward(
@@ -52,20 +88,25 @@ static inline __attribute__((always_inline)) void backward(
                 }
             }
             /* grad_w: every output pixel times the inputs under its window. */
-            memset(image_sum, 0, 9 * C * sizeof(float));
-            for (int64_t oh = 0; oh < OH; oh++) {
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    const float *g = gn + (oh * OW + ow) * C;
-                    for (int64_t kh = 0; kh < 3; kh++) {
-                        const int64_t ih = oh * stride + kh - 1;
-                        if (ih < 0 || ih >= H) continue;
-                        for (int64_t kw = 0; kw < 3; kw++) {
-                            const int64_t iw = ow * stride + kw - 1;
-                            if (iw < 0 || iw >= W) continue;
-                            const float *in = xn + (ih * W + iw) * C;
-                            float *acc = image_sum + (kh * 3 + kw) * C;
+            if (C % LANES == 0 && C <= 128) {
+                for (int64_t c0 = 0; c0 < C; c0 += LANES)
+                    image_taps_lanes(xn, gn, H, W, OH, OW, C, c0, stride, image_sum);
+            } else {
+                memset(image_sum, 0, 9 * C * sizeof(float));
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        const float *g = gn + (oh * OW + ow) * C;
+                        for (int64_t kh = 0; kh < 3; kh++) {
+                            const int64_t ih = oh * stride + kh - 1;
+                            if (ih < 0 || ih >= H) continue;
+                            for (int64_t kw = 0; kw < 3; kw++) {
+                                const int64_t iw = ow * stride + kw - 1;
+                                if (iw < 0 || iw >= W) continue;
+                                const float *in = xn + (ih * W + iw) * C;
+                                float *acc = image_sum + (kh * 3 + kw) * C;
 #pragma omp simd
-                            for (int64_t c = 0; c < C; c++) acc[c] += g[c] * in[c];
+                                for (int64_t c = 0; c < C; c++) acc[c] += g[c] * in[c];
+                            }
                         }
                     }
                 }
