@@ -5,8 +5,8 @@ synthetic images; rounds alternate between the two so machine load hits both ali
 Prints ms per D+G step, the data-only cost per batch, their ratios, and the machine; then each
 step's FLOP rate against this machine's dense matrix-multiply rate (``bench/roofline.py``), which
 says how much faster a step could still get here, and the fp32 ceiling: the plain loop's time over
-effgen's FLOPs run at the dense rate, the largest ratio fp32 arithmetic of this amount allows. Where the CPU has bf16 units (oneDNN says so),
-it also times effgen's loop with ``precision="bf16"``: an opt-in that rounds the forward passes
+effgen's FLOPs run at the dense rate, the largest ratio fp32 arithmetic of this amount allows.
+Where the CPU has bf16 units (oneDNN says so), it also times effgen's loop with ``precision="bf16"``: an opt-in that rounds the forward passes
 differently, so the paper's runs stay fp32 and this row is not their speed.
 Both loops share one process, so effgen's allocator setting (``keep_freed_memory``) serves the
 plain loop too; it made no measurable difference to a GAN step, unlike the classifier's

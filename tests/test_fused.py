@@ -75,9 +75,11 @@ def test_the_kernels_take_only_float32_channels_last_cpu_tensors() -> None:
 
 @needs_compiler
 @pytest.mark.parametrize("activation", [nn.SiLU(), nn.ReLU(), nn.LeakyReLU(0.2)], ids=type)
-# Channel counts: the kernel's literal cases (16, 32, 128: two 64-channel slices) and others (5; 80: a
-# full slice and a part one), so that every path through its per-slice sums is compared.
-@pytest.mark.parametrize("shape", [(8, 32, 10, 10), (3, 5, 7, 7), (64, 16, 2, 1), (4, 128, 5, 5), (4, 80, 5, 5)])
+# Channel counts for every path through the kernel's 64-channel slices of the batch statistics:
+# literal widths of one slice (16, 32) and of two (128), and other widths (5; 80, a full slice
+# and a part one).
+@pytest.mark.parametrize("shape", [(8, 32, 10, 10), (3, 5, 7, 7), (64, 16, 2, 1),
+                                   (4, 128, 5, 5), (4, 80, 5, 5)])
 def test_batch_norm_activation_matches_the_two_modules(activation: nn.Module, shape: tuple[int, ...]) -> None:
     x = channels_last(*shape, scale=2.0)
     grad = channels_last(*shape, seed=2)
@@ -92,8 +94,10 @@ def test_batch_norm_activation_matches_the_two_modules(activation: nn.Module, sh
 
 @needs_compiler
 @pytest.mark.parametrize("stride", [1, 2])
-# Channel counts for both weight-gradient loops: 16-channel register slices (16, 48) and rows (8, 24, 256).
-@pytest.mark.parametrize("shape", [(4, 24, 14, 14), (3, 8, 5, 5), (2, 16, 7, 6), (2, 48, 9, 8), (2, 256, 4, 4)])
+# Channel counts for both weight-gradient loops: 16-channel register slices (16, 48) and
+# channel rows (8, 24; 256, above the slices' limit of 128).
+@pytest.mark.parametrize("shape", [(4, 24, 14, 14), (3, 8, 5, 5), (2, 16, 7, 6),
+                                   (2, 48, 9, 8), (2, 256, 4, 4)])
 def test_depthwise_backward_matches_pytorch(stride: int, shape: tuple[int, ...]) -> None:
     conv = nn.Conv2d(shape[1], shape[1], 3, stride, 1, groups=shape[1], bias=False)
     x = channels_last(*shape)
