@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # `pytest -n N`: N processes share the cores
+# The package index stays out of the tests (and the notebooks they execute): MNIST's route through it is
+# tested against a local folder (test_data_package_index.py), so a test that wants MNIST must bring it.
+os.environ["PIP_NO_INDEX"] = "1"
+os.environ["PIP_FIND_LINKS"] = tempfile.mkdtemp(prefix="effgen-no-index-")
 if WORKERS > 1:  # more OpenMP threads than cores spin-wait on each other; kernels and scripts inherit this
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
 

