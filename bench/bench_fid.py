@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from effgen.device import describe, pick_device
+from effgen.book.provenance import machine_summary
 from effgen.metrics.fid import FidStats, frechet_distance, inception_features, subsample
-from effgen.provenance import machine_summary
+from effgen.runtime import describe, pick_device
 
 
 def two_image_sets(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from roofline import copy_gbps, dense_gflops, flops_of, rate_line  # bench/ is on sys.path
 from torch.utils.data import DataLoader, TensorDataset
 
+from effgen.book.provenance import machine_summary
 from effgen.data import InMemoryBatches
-from effgen.device import describe
 from effgen.gan import Discriminator, Generator, dcgan_init_, preset
 from effgen.gan.train import _Trainer
-from effgen.provenance import machine_summary
+from effgen.runtime import describe
 
 
 def plain_loop(images: torch.Tensor, seed: int):

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from effgen.provenance import machine_summary
+from effgen.book.provenance import machine_summary
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = ("_quarto.yml", "references.bib", "index.ipynb", "chapters", "params")

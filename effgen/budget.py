@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .errors import BudgetError
+from effgen.errors import BudgetError
 
 
 @dataclass(frozen=True)

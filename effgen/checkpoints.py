@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, EffgenError
-from .paths import GZIP_SUFFIXES
+from effgen.errors import CheckpointError, EffgenError
+from effgen.paths import GZIP_SUFFIXES
 
 LOCK_FILE = ".lock"  # held (flock) by the process training in a run folder; never copied or frozen
 # In a frozen mirror, FILE.twin stands for FILE: a JSON pointer ({"path", "sha256"}) to a mirror file with
-# the same bytes, so a run that two chapters share is stored once (effgen.freeze.sync_mirror).
+# the same bytes, so a run that two chapters share is stored once (effgen.book.freeze.sync_mirror).
 TWIN_SUFFIX = ".twin"
 
 

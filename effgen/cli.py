@@ -11,11 +11,11 @@ import importlib
 import sys
 from typing import Sequence
 
-from . import __version__
-from .errors import EffgenError
+from effgen import __version__
+from effgen.errors import EffgenError
 
 # Book order of the command groups in --help; each name is a module in effgen.commands.
-COMMAND_MODULES: tuple[str, ...] = ("book", "data", "train", "evaluate", "tune", "fid")
+COMMAND_MODULES: tuple[str, ...] = ("book", "data", "train", "evaluate", "tune", "fid", "lpips")
 
 
 def build_parser() -> argparse.ArgumentParser:

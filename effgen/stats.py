@@ -23,7 +23,7 @@ from typing import Any
 
 from scipy import stats as _scipy
 
-from .errors import EffgenError
+from effgen.errors import EffgenError
 
 LEVEL = 0.95  # confidence level of every interval; the test's two-sided alpha is 1 - LEVEL
 

@@ -23,6 +23,7 @@ import torch
 import yaml
 from conftest import REPO
 
+from effgen.book.runner import book_notebooks, chapter_name
 from effgen.gan import (
     FCGenerator,
     generated_images,
@@ -32,7 +33,6 @@ from effgen.gan import (
     saved_generators,
 )
 from effgen.metrics import inception_weights as iw
-from effgen.runner import book_notebooks, chapter_name
 from effgen.tuning import load_best
 
 pytestmark = pytest.mark.slow
@@ -128,8 +128,8 @@ def _markdown_outputs(notebook: Path) -> str:
 
 def test_summary_notes_say_what_produced_each_number(smoke_book: Path) -> None:
     """Item 6: no number of this build sits beside the paper's without its steps, data and seeds."""
-    from effgen.paper import BY_KEY
-    from effgen.summary import load_metrics, paper_vs_run
+    from effgen.book.paper import BY_KEY
+    from effgen.book.summary import load_metrics, paper_vs_run
 
     table = paper_vs_run(load_metrics("smoke", root=smoke_book))
     index_text = " ".join(_text(smoke_book / "_build/smoke/book/index.html").split())

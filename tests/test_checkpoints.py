@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from effgen.checkpoints import atomic_write
+from effgen.classifier import ClassifierConfig, load_classifier, train_classifier
 from effgen.cli import main
 from effgen.errors import CheckpointError, EffgenError
 from effgen.gan import FCGenerator, Generator, load_generator, preset, save_generator, train_gan
-from effgen.train import ClassifierConfig, load_classifier, train_classifier
 
 CPU = torch.device("cpu")
 

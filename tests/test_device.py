@@ -11,7 +11,7 @@ import pytest
 # a freed block in its middle is reused whatever the setting, so nothing would be measured.
 _MEASURE = """
 import json, resource, torch
-from effgen.device import keep_freed_memory
+from effgen.runtime import keep_freed_memory
 
 def cycle():  # allocate, touch and free a 16 MiB activation, as every training step does
     activation = torch.empty(4 << 20)

@@ -11,16 +11,7 @@ import torch
 from torch import Tensor
 
 from effgen.budget import CLASSIFIER_LIMITS
-from effgen.cli import main
-from effgen.digitsum import (
-    DigitConcatClassifier,
-    DigitSumClassifier,
-    digit_accuracy,
-    digit_predictions,
-    sum_log_probs,
-)
-from effgen.errors import ParamsError
-from effgen.train import (
+from effgen.classifier import (
     CHECKPOINT_FILE,
     ClassifierConfig,
     budget_of,
@@ -29,7 +20,16 @@ from effgen.train import (
     run_key,
     train_classifier,
 )
-from effgen.train.recipe import BACKGROUND, WeightEMA, augment_batch, lr_at
+from effgen.classifier.digitsum import (
+    DigitConcatClassifier,
+    DigitSumClassifier,
+    digit_accuracy,
+    digit_predictions,
+    sum_log_probs,
+)
+from effgen.classifier.recipe import BACKGROUND, WeightEMA, augment_batch, lr_at
+from effgen.cli import main
+from effgen.errors import ParamsError
 from effgen.tuning.classifier import config_tag
 
 CPU = torch.device("cpu")

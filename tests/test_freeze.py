@@ -1,4 +1,4 @@
-"""Frozen chapters (effgen.freeze): fingerprints, status, freeze and its filter, thaw, reuse, no re-execution."""
+"""Frozen chapters (effgen.book.freeze): fingerprints, status, freeze and its filter, thaw, reuse, no re-execution."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,10 +14,9 @@ import pytest
 import torch
 from conftest import write_notebook
 
-from effgen import checkpoints, freeze
-from effgen.cli import main
-from effgen.errors import CheckpointError, ParamsError
-from effgen.freeze import (
+from effgen import checkpoints
+from effgen.book import freeze
+from effgen.book.freeze import (
     Library,
     fingerprint,
     freeze_chapter,
@@ -30,7 +29,9 @@ from effgen.freeze import (
     sync_mirror,
     thaw,
 )
-from effgen.runner import plan
+from effgen.book.runner import plan
+from effgen.cli import main
+from effgen.errors import CheckpointError, ParamsError
 
 PROFILE = "smoke"
 
@@ -43,7 +44,7 @@ def book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "_quarto.yml").write_text(
         "book:\n  title: Frozen\n  chapters:\n    - index.ipynb\n    - chapters/01-first.ipynb\n"
         "    - chapters/02-second.ipynb\n    - chapters/03-third.ipynb\n")
-    write_notebook(root / "index.ipynb", 'profile: str = "quick"', "from effgen.summary import load_metrics",
+    write_notebook(root / "index.ipynb", 'profile: str = "quick"', "from effgen.book.summary import load_metrics",
                    title="# Summary")
     write_notebook(root / "chapters/01-first.ipynb", 'profile: str = "quick"\nsteps: int = 1',
                    "from effgen.paths import runs_dir\n"
@@ -51,7 +52,7 @@ def book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                    "(out / 'metrics.json').write_text('{\"steps\": %d}' % steps)\nprint('steps', steps)",
                    title="# First")
     write_notebook(root / "chapters/02-second.ipynb", 'profile: str = "quick"',
-                   "from effgen.notebook import start_chapter\nchapter = start_chapter('02-second', profile, 0)\n"
+                   "from effgen.book.notebook import start_chapter\nchapter = start_chapter('02-second', profile, 0)\n"
                    "text = chapter.artifact(\"01-first\", \"metrics.json\").read_text()", title="# Second")
     write_notebook(root / "chapters/03-third.ipynb", 'profile: str = "quick"', "import json", title="# Third")
     for profile in (PROFILE, "paper"):
@@ -302,7 +303,7 @@ def test_missing_paper_chapters_run_only_when_asked(book: Path) -> None:
 # ---------------------------------------------------------------- freeze, filter, thaw
 
 def tiny_classifier():
-    from effgen.train import ClassifierConfig
+    from effgen.classifier import ClassifierConfig
 
     config = ClassifierConfig.from_dict({"model": "baseline", "steps": 4, "steps_per_epoch": 2, "batch_size": 16,
                                          "eval_samples": 20, "lr": 1e-2})
@@ -322,8 +323,8 @@ def tiny_gan(name: str, **overrides):
 @pytest.fixture(scope="module")
 def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished classifier, finished DCGAN and MLP GAN runs and an unfinished one: trained once, copied per test."""
+    from effgen.classifier import train_classifier
     from effgen.gan import train_gan
-    from effgen.train import train_classifier
 
     folder = tmp_path_factory.mktemp("template") / "01-first"
     config, (train, valid) = tiny_classifier()
@@ -472,10 +473,10 @@ def test_a_file_grown_over_the_size_limit_keeps_its_last_snapshot(book: Path, ru
 
 def test_a_run_two_chapters_share_is_stored_once_and_no_mirror_loses_it(book: Path, runs: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from effgen.run_progress import chapter_runs
+    from effgen.book.run_progress import chapter_runs
 
     monkeypatch.setattr(freeze, "TWIN_HOLDER", "02-second")  # ranked first; then book order
-    # Run folders of one configuration, seed and data end alike (effgen.train.twins): one more in 01, one in 02.
+    # Run folders of one configuration, seed and data end alike (effgen.classifier.twins): one more in 01, one in 02.
     (runs / "cls").rename(runs / "cls-seed0-abc")
     shutil.copytree(runs / "cls-seed0-abc", runs / "again-seed0-abc")
     shared = book / "runs" / PROFILE / "02-second" / "tuned-seed0-abc"
@@ -521,7 +522,7 @@ def test_a_run_two_chapters_share_is_stored_once_and_no_mirror_loses_it(book: Pa
 
 def test_a_thawed_slim_classifier_checkpoint_is_reused_without_training(book: Path, runs: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from effgen.train import loop, train_classifier
+    from effgen.classifier import loop, train_classifier
 
     config, (train, valid) = tiny_classifier()
     first = train_classifier(config, train, valid, torch.device("cpu"), runs / "cls")

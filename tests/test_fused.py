@@ -1,4 +1,4 @@
-"""The C kernels (effgen.cpu_kernels): same numbers as PyTorch's kernels, and a clean fallback."""
+"""The C kernels (effgen.kernels.build): same numbers as PyTorch's kernels, and a clean fallback."""
 from __future__ import annotations
 
 import copy
@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effgen import cpu_kernels
-from effgen.depthwise import depthwise_conv
-from effgen.fused import batch_norm_activation
-from effgen.layers import SqueezeExcite
-from effgen.models import PaperClassifier
-from effgen.train import ClassifierConfig, train_classifier
+from effgen.classifier import ClassifierConfig, train_classifier
+from effgen.classifier.layers import SqueezeExcite
+from effgen.classifier.models import PaperClassifier
+from effgen.kernels import build as cpu_kernels
+from effgen.kernels.depthwise import depthwise_conv
+from effgen.kernels.norm_act import batch_norm_activation
 
 CPU = torch.device("cpu")
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
@@ -236,7 +236,7 @@ def test_the_pinned_hashes_are_the_sources() -> None:
 
 
 def test_the_environment_switch_turns_the_kernels_off() -> None:
-    code = "from effgen import cpu_kernels; print(cpu_kernels.library() is None)"
+    code = "from effgen.kernels import build; print(build.library() is None)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "EFFGEN_CPU_KERNELS": "0"})
     assert done.stdout.strip() == "True"

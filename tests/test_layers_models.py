@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from effgen.budget import CLASSIFIER_LIMITS, count_params
-from effgen.layers import InvertedResidual, SqueezeExcite, make_activation
-from effgen.models import BaselineCNN, PaperClassifier, architecture_table
+from effgen.classifier.layers import InvertedResidual, SqueezeExcite, make_activation
+from effgen.classifier.models import BaselineCNN, PaperClassifier, architecture_table
 
 
 def test_paper_classifier_has_the_papers_parameter_count() -> None:

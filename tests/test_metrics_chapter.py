@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from conftest import REPO
 
-from effgen.runner import plan
+from effgen.book.runner import plan
 
 CHAPTER = "05-evaluation"
 

@@ -23,15 +23,12 @@ def _images(n: int, seed: int) -> torch.Tensor:
     return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
 
 
-def test_missing_backbone_raises_before_any_download(tmp_path: Path) -> None:
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path))
-    try:
-        assert not P.backbone_available("vgg")
-        with pytest.raises(WeightsError, match="vgg16-397923af.pth"):
-            P.load_lpips("vgg")
-    finally:
-        torch.hub.set_dir(previous)
+def test_missing_backbone_raises_before_any_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EFFGEN_DATA", str(tmp_path))
+    assert not P.backbone_available("vgg")
+    assert P.backbone_file("vgg").parent == tmp_path / "weights"
+    with pytest.raises(WeightsError, match="vgg16.ckpt: missing"):
+        P.load_lpips("vgg", download=False)
 
 
 def test_matrix_equals_lpips_forward(random_alex) -> None:

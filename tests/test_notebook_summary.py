@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from effgen.book.notebook import headline, start_chapter
+from effgen.book.summary import data_used, load_metrics, missing_chapters, paper_vs_run
 from effgen.budget import CLASSIFIER_LIMITS, BudgetReport, check_budget
 from effgen.errors import MissingArtifactError
-from effgen.notebook import headline, start_chapter
-from effgen.summary import data_used, load_metrics, missing_chapters, paper_vs_run
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_one_seed_shows_no_spread(project: Path) -> None:
 def test_markdown_table_separates_thousands_only_when_asked() -> None:
     import pandas as pd
 
-    from effgen.notebook import markdown_table
+    from effgen.book.notebook import markdown_table
 
     frame = pd.DataFrame({"run": ["a"], "steps": [50_000], "loss": [1234.5]})
     assert "50000" in markdown_table(frame).data and "50,000" not in markdown_table(frame).data

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from conftest import write_notebook
 
+from effgen.book.params import declared_parameters, load_params_file, validate
 from effgen.errors import ParamsError
-from effgen.params import declared_parameters, load_params_file, validate
 
 PARAMS = '''profile: str = "quick"
 seed: int = 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from effgen.provenance import git_revision
+from effgen.book.provenance import git_revision
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -16,9 +16,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from effgen.book.render import RenderError, RenderWarning, render_book
+from effgen.book.render.ipynb import split_cell_options
 from effgen.errors import EffgenError
-from effgen.render import RenderError, RenderWarning, render_book
-from effgen.render.ipynb import split_cell_options
 
 FIXTURE = Path(__file__).parent / "fixtures" / "book"
 PAGES = ("index.html", "chapters/01-alpha.html", "chapters/02-beta.html", "chapters/03-gamma.html")
@@ -380,7 +380,7 @@ def test_hidden_and_folded_parameter_cells(tmp_path: Path) -> None:
 
 
 def test_an_executed_cell_that_showed_nothing_leaves_no_empty_caption() -> None:
-    from effgen.render.ipynb import ImageStore, notebook_to_markdown
+    from effgen.book.render.ipynb import ImageStore, notebook_to_markdown
 
     def figure_cell(execution_count: int | None) -> dict:
         return {"cell_type": "code", "execution_count": execution_count, "metadata": {}, "outputs": [],

@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from effgen.book.runner import plan, select
 from effgen.errors import ParamsError
-from effgen.runner import plan, select
 
 
 def effgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -88,7 +88,7 @@ def test_injected_cell_is_labelled_and_shown_like_the_parameters_cell(tmp_path: 
     """Item 6: the runner gives papermill's injected cell the parameters cell's display options."""
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from effgen.runner import ChapterJob, _label_injected_parameters
+    from effgen.book.runner import ChapterJob, _label_injected_parameters
 
     def executed(options: str) -> Path:
         declared = new_code_cell(f"{options}\nprofile: str = 'quick'\nsteps: int = 10")

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from effgen import stats
+from effgen.classifier import claim_verdict, combine_verdicts
 from effgen.errors import EffgenError
-from effgen.train import claim_verdict, combine_verdicts
 
 A = [81.2, 79.5, 83.0, 80.1, 82.4]
 B = [78.0, 79.9, 77.1, 76.5]

@@ -11,8 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from effgen.errors import BudgetError, DataError, EffgenError, ParamsError
-from effgen.train import (
+from effgen.classifier import (
     HISTORY_COLUMNS,
     ClassifierConfig,
     confusion,
@@ -27,6 +26,7 @@ from effgen.train import (
     spread_text,
     train_classifier,
 )
+from effgen.errors import BudgetError, DataError, EffgenError, ParamsError
 
 CPU = torch.device("cpu")
 NUMERIC = [c for c in HISTORY_COLUMNS if c != "seconds"]
@@ -293,7 +293,7 @@ def test_run_seeds_keys_folders_by_config_and_data(tmp_path: Path, data) -> None
 
 
 def test_progress_accepts_disable_when_bars_are_off(monkeypatch):
-    from effgen.progress import progress
+    from effgen.runtime import progress
 
     monkeypatch.setenv("EFFGEN_PROGRESS", "0")
     bar = progress(total=3, disable=True)  # a caller's own disable must not clash with the batch-run one

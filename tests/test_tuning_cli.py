@@ -13,8 +13,8 @@ import torch
 import yaml
 
 import effgen.data.addnist as addnist_module
+from effgen.classifier import ClassifierConfig
 from effgen.cli import main
-from effgen.train import ClassifierConfig
 from effgen.tuning import (
     TuningSettings,
     budget_sweep,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from effgen.train import ClassifierConfig, loop, run_seeds
-from effgen.train.experiments import Splits, run_folder
+from effgen.classifier import ClassifierConfig, loop, run_seeds
+from effgen.classifier.experiments import Splits, run_folder
 
 
 class TinySplits:
@@ -104,7 +104,7 @@ def test_an_unfinished_twin_is_resumed_and_another_configuration_is_not_taken(
 def test_only_project_run_folders_of_other_chapters_take_part(root: Path, data: Splits) -> None:
     [first] = run_seeds(CONFIG, [3], data, torch.device("cpu"), root / "runs/paper/02-classifier", "tuned")
     # A folder outside runs/<profile>/<chapter>/ trains: a user's own output is never filled behind their back.
-    from effgen.train.twins import adopt_twin
+    from effgen.classifier.twins import adopt_twin
 
     elsewhere = root / "mine" / first.out_dir.name
     assert adopt_twin(elsewhere, CONFIG.replace(seed=3), data.train, data.valid) is None

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import torch
 from gan_runs import BEYOND, chapter_parameters  # bench/paper/ is on sys.path
 
+from effgen.book.freeze import status
 from effgen.data import gan_dataset, images
-from effgen.freeze import status
 from effgen.metrics import (
     ensure_inception_weights,
     find_cached_stats,

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import torch
 
+from effgen.book.freeze import thaw
+from effgen.book.params import declared_parameters, load_params_file
 from effgen.data import gan_dataset
-from effgen.freeze import thaw
 from effgen.gan import (
     GanConfig,
     ablation_folder,
@@ -39,7 +40,6 @@ from effgen.gan import (
     run_folder,
     train_gan,
 )
-from effgen.params import declared_parameters, load_params_file
 from effgen.paths import project_root, runs_dir
 
 CHAPTER = "04-dcgan"

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from effgen.freeze import status
+from effgen.book.freeze import status
 from effgen.paths import project_root, runs_dir
 
 PROFILE = "paper"

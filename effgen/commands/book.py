@@ -1,6 +1,6 @@
 """``effgen run | render | report | snapshot``: execute what is not frozen, render the book, keep long runs.
 
-Chapters are frozen (``effgen.freeze``): ``run`` executes only chapters whose fingerprint changed
+Chapters are frozen (``effgen.book.freeze``): ``run`` executes only chapters whose fingerprint changed
 (or all with ``--force``), and ``render`` uses every chapter's frozen notebook.
 """
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..errors import ParamsError
-from ..paths import PROFILES, project_root
+from effgen.errors import ParamsError
+from effgen.paths import PROFILES, project_root
 
 FORMATS = ("html", "pdf")
 
@@ -36,8 +36,8 @@ def _formats(text: str) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..freeze import format_status, run_book, status
-    from ..runner import plan
+    from effgen.book.freeze import format_status, run_book, status
+    from effgen.book.runner import plan
 
     root = project_root()
     if args.status:
@@ -49,8 +49,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from ..freeze import PROSE, place_frozen_notebooks, place_new_prose, status
-    from ..render import render_book
+    from effgen.book.freeze import PROSE, place_frozen_notebooks, place_new_prose, status
+    from effgen.book.render import render_book
 
     root = project_root()
     formats = _formats(args.to)
@@ -74,7 +74,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..freeze import run_book
+    from effgen.book.freeze import run_book
 
     root = project_root()
     _formats(args.to)
@@ -83,8 +83,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
-    from ..freeze import snapshot
-    from ..runner import plan
+    from effgen.book.freeze import snapshot
+    from effgen.book.runner import plan
 
     root = project_root()
     plan(root, args.profile, args.chapters)

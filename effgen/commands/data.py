@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.addnist_recipe import OFFICIAL_SIZES, SOURCES
+from effgen.data.addnist_recipe import OFFICIAL_SIZES, SOURCES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _addnist(args: argparse.Namespace) -> int:
-    from ..data.addnist import load_addnist
-    from ..data.addnist_format import export_addnist_folder
+    from effgen.data.addnist import load_addnist
+    from effgen.data.addnist_format import export_addnist_folder
 
     rebuilt = args.source in ("mnist", "mnist-5k")
     data = load_addnist(args.source, seed=args.seed, sizes=tuple(args.sizes), download=not args.no_download,
@@ -63,8 +63,8 @@ def _addnist(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..data.addnist import verify_recipe
-    from ..data.addnist_format import read_addnist_folder
+    from effgen.data.addnist import verify_recipe
+    from effgen.data.addnist_format import read_addnist_folder
 
     data = read_addnist_folder(args.folder)
     sizes = ", ".join(f"{split} {n:,}" for split, n in data.sizes.items())
@@ -74,7 +74,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _import_images(args: argparse.Namespace) -> int:
-    from ..data.importing import import_images
+    from effgen.data.importing import import_images
 
     dest, counts = import_images(args.source, args.name, force=args.force)
     summary = ", ".join(f"{split} {n:,} images" for split, n in counts.items())
@@ -83,7 +83,7 @@ def _import_images(args: argparse.Namespace) -> int:
 
 
 def _gan(args: argparse.Namespace) -> int:
-    from ..data.image_sets import gan_dataset
+    from effgen.data.image_sets import gan_dataset
 
     found = gan_dataset(args.name, args.split, download=not args.no_download)
     provenance = found.provenance

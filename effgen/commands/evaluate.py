@@ -9,10 +9,10 @@ SPLITS = ("train", "valid", "test")
 
 
 def _evaluate_classifier(args: argparse.Namespace) -> int:
-    from ..budget import count_params
-    from ..data import read_addnist_folder
-    from ..device import pick_device
-    from ..train import evaluate, load_classifier
+    from effgen.budget import count_params
+    from effgen.classifier import evaluate, load_classifier
+    from effgen.data import read_addnist_folder
+    from effgen.runtime import pick_device
 
     device = pick_device(args.device)
     model, _config = load_classifier(args.checkpoint, device)  # fails before the data is read

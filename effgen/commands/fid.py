@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, ParamsError
-from ..paths import data_root
+from effgen.errors import DataError, ParamsError
+from effgen.paths import data_root
 
 DEFAULT_GENERATED = 10_000  # the paper's protocol: 10k generated images
 
@@ -65,13 +65,13 @@ def side_kind(spec: str) -> str:
 def load_side(spec: str, n: int | None, seed: int, device: Any, batch_size: int,
               stats_dir: Path, sample_mode: str = "recorded") -> tuple[Any, dict[str, Any] | None]:
     """The FID statistics of one side, and for a generator how it was sampled (else None)."""
-    from ..metrics.fid import FidStats, image_set_stats, inception_features
+    from effgen.metrics.fid import FidStats, image_set_stats, inception_features
 
     kind = side_kind(spec)
     if kind == "stats":
         return FidStats.load(Path(spec).expanduser()), None
     if kind == "generator":
-        from ..gan.sampling import sample_saved_generator
+        from effgen.gan.sampling import sample_saved_generator
 
         path = Path(spec).expanduser()
         count = n or DEFAULT_GENERATED
@@ -81,7 +81,7 @@ def load_side(spec: str, n: int | None, seed: int, device: Any, batch_size: int,
                       **{k: extra[k] for k in ("recipe", "steps", "dataset") if k in extra}}
         features = inception_features(images, device, batch_size, desc=f"Inception: {path.name}")
         return FidStats.from_features(features, provenance), sampling.as_dict()
-    from ..data import images as load_images
+    from effgen.data import images as load_images
 
     if kind == "folder":
         image_set = load_images(f"folder:{Path(spec).expanduser()}", "train")
@@ -92,8 +92,8 @@ def load_side(spec: str, n: int | None, seed: int, device: Any, batch_size: int,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..device import pick_device
-    from ..metrics.fid import frechet_distance, sample_caveats
+    from effgen.metrics.fid import frechet_distance, sample_caveats
+    from effgen.runtime import pick_device
 
     if args.n is not None and args.n < 2:
         raise ParamsError(f"-n must be at least 2 (FID needs a covariance), got {args.n}")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParamsError
+from effgen.errors import ParamsError
 
 
 def read_params_file(path: Path) -> dict[str, Any]:
@@ -30,9 +30,9 @@ def read_params_file(path: Path) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..data import load_addnist, read_addnist_folder
-    from ..device import describe, pick_device
-    from ..train import ClassifierConfig, budget_of, run_classifier
+    from effgen.classifier import ClassifierConfig, budget_of, run_classifier
+    from effgen.data import load_addnist, read_addnist_folder
+    from effgen.runtime import describe, pick_device
 
     try:
         config = ClassifierConfig.from_dict(read_params_file(args.params))

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ParamsError
+from effgen.errors import ParamsError
 
 DATA_KEYS = {"dataset": str, "allow_stand_in": bool}
 
@@ -51,9 +51,9 @@ def read_params(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import gan_dataset
-    from ..device import pick_device
-    from ..gan.train import GanConfig, check_gan_budget, train_gan
+    from effgen.data import gan_dataset
+    from effgen.gan.train import GanConfig, check_gan_budget, train_gan
+    from effgen.runtime import pick_device
 
     settings, data = read_params(args.params)
     config = GanConfig.from_dict(settings)

@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParamsError
-from ..paths import PROFILES, project_root, runs_dir
+from effgen.errors import ParamsError
+from effgen.paths import PROFILES, project_root, runs_dir
 
 CHAPTER_NOTEBOOK = Path("chapters") / "03-tuning.ipynb"
 
@@ -22,7 +22,7 @@ def read_tuning_params(path: Path) -> dict[str, Any]:
 
     Outside a checkout (no chapter notebook) the file is checked against the library's settings.
     """
-    from ..params import declared_parameters, load_params_file, validate
+    from effgen.book.params import declared_parameters, load_params_file, validate
 
     if not path.is_file():
         raise ParamsError(f"{path}: no such parameters file (try params/quick/03-tuning.yml)")
@@ -43,9 +43,9 @@ def _profile_of(path: Path, explicit: str | None) -> str:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from ..data.addnist import load_addnist
-    from ..device import describe, pick_device
-    from ..tuning import (
+    from effgen.data.addnist import load_addnist
+    from effgen.runtime import describe, pick_device
+    from effgen.tuning import (
         BEST_FILE,
         TuningSettings,
         check_space_budget,

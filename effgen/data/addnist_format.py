@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
-from .addnist_recipe import N_CLASSES
-from .download import sha256_file, verify_file
+from effgen.data.addnist_recipe import N_CLASSES
+from effgen.data.download import sha256_file, verify_file
+from effgen.errors import DataError
 
 SPLITS: tuple[str, str, str] = ("train", "valid", "test")
 FILE_NAMES: tuple[str, ...] = tuple(f"{split}_{part}.npy" for split in SPLITS for part in ("x", "y"))

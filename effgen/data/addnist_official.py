@@ -13,9 +13,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from .addnist_format import FILE_NAMES, read_provenance, record_checksums
-from .download import download
+from effgen.data.addnist_format import FILE_NAMES, read_provenance, record_checksums
+from effgen.data.download import download
+from effgen.errors import DataError
 
 OFFICIAL_DOI = "10.25405/data.ncl.24574354.v1"
 OFFICIAL_URL = "https://data.ncl.ac.uk/ndownloader/articles/24574354/versions/1"

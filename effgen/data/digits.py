@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..paths import data_root
-from . import package_index
-from .idx import read_idx_pair
+from effgen.data import package_index
+from effgen.data.idx import read_idx_pair
+from effgen.errors import DataError
+from effgen.paths import data_root
 
 ROUTE_FILE = "route.json"  # in data/mnist/: how the IDX files got there, with their checksums
 

@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
-from ..progress import progress
+from effgen.errors import DataError
+from effgen.runtime import progress
 
 CHUNK_BYTES = 1 << 20
 USER_AGENT = "effgen (https://github.com/w1ll-farmer/Deep-Learning reproduction)"

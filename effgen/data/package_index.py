@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from effgen.errors import DataError
 
 PIP_TIMEOUT_S = 900
 

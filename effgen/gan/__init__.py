@@ -1,5 +1,5 @@
 """The paper's DCGAN: models, the faithful and corrected training recipes, the dismissed baselines, and a modern recipe."""
-from .ablation import (
+from effgen.gan.ablation import (
     ADDITIONS,
     ablation_folder,
     ablation_run_configs,
@@ -7,11 +7,11 @@ from .ablation import (
     modern_ablation,
     modern_run_config,
 )
-from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic
-from .diffaugment import diff_augment
-from .ema import ModelEma
-from .losses import hinge_d_loss, hinge_g_loss
-from .models import (
+from effgen.gan.baselines import FCDiscriminator, FCGenerator, LayerNormCritic
+from effgen.gan.diffaugment import diff_augment
+from effgen.gan.ema import ModelEma
+from effgen.gan.losses import hinge_d_loss, hinge_g_loss
+from effgen.gan.models import (
     Discriminator,
     Generator,
     dcgan_init_,
@@ -20,8 +20,8 @@ from .models import (
     load_generator,
     save_generator,
 )
-from .resnet import ResNetDiscriminator, ResNetGenerator
-from .sampling import (
+from effgen.gan.resnet import ResNetDiscriminator, ResNetGenerator
+from effgen.gan.sampling import (
     GENERATOR_LABELS,
     Sampling,
     generator_key,
@@ -29,8 +29,8 @@ from .sampling import (
     sampling_for,
     saved_generators,
 )
-from .spectral import spectral_norm_
-from .train import (
+from effgen.gan.spectral import spectral_norm_
+from effgen.gan.train import (
     PRESETS,
     GanConfig,
     GanRun,

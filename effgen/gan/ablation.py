@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ParamsError
-from .train import GanConfig, preset
+from effgen.errors import ParamsError
+from effgen.gan.train import GanConfig, preset
 
 ADDITIONS = ("hinge", "spectral_norm", "ttur", "diffaugment", "ema")
 DIRECTIONS = ("remove", "add")

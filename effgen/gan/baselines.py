@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import LATENT_DIM
+from effgen.gan.models import LATENT_DIM
 
 IMAGE_SHAPE = (3, 32, 32)
 IMAGE_PIXELS = 3 * 32 * 32

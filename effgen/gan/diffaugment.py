@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import ParamsError
+from effgen.errors import ParamsError
 
 POLICIES = ("color", "translation", "cutout")  # also the order they are applied in
 TRANSLATION_RATIO = 0.125

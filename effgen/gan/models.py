@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import atomic_write, load_module_state, read_checkpoint
-from ..errors import CheckpointError, ParamsError
+from effgen.checkpoints import atomic_write, load_module_state, read_checkpoint
+from effgen.errors import CheckpointError, ParamsError
 
 LATENT_DIM = 100
 
@@ -102,8 +102,8 @@ GENERATOR_KINDS = tuple(GENERATOR_SHAPES)
 
 def savable_kind(generator: nn.Module) -> str | None:
     """The architecture ``save_generator`` records for ``generator`` ("dcgan", "resnet", "fc"), or None."""
-    from .baselines import FCGenerator  # imported here: baselines imports this module
-    from .resnet import ResNetGenerator
+    from effgen.gan.baselines import FCGenerator  # imported here: baselines imports this module
+    from effgen.gan.resnet import ResNetGenerator
 
     classes = {"dcgan": Generator, "resnet": ResNetGenerator, "fc": FCGenerator}
     return next((kind for kind, cls in classes.items() if isinstance(generator, cls)), None)
@@ -167,11 +167,11 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> nn.Module:
     if kind == "dcgan":
         generator: nn.Module = Generator(payload["latent_dim"], tuple(payload["widths"]))
     elif kind == "resnet":
-        from .resnet import ResNetGenerator
+        from effgen.gan.resnet import ResNetGenerator
 
         generator = ResNetGenerator(payload["latent_dim"], tuple(payload["widths"]))
     else:
-        from .baselines import FCGenerator
+        from effgen.gan.baselines import FCGenerator
 
         generator = FCGenerator(payload["latent_dim"], tuple(payload["hidden"]))
     load_module_state(generator, payload["state_dict"], Path(path), "generator")

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ..errors import ParamsError
-from .models import generator_extra, load_generator
-from .train import SAMPLE_MODES, generated_images
+from effgen.errors import ParamsError
+from effgen.gan.models import generator_extra, load_generator
+from effgen.gan.train import SAMPLE_MODES, generated_images
 
 ORIGINAL_BATCH = 64  # the original's batch size, for generator files that do not record theirs
 EVAL_BATCH = 500  # in eval mode the batch size does not change the images; larger is faster

@@ -42,19 +42,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..budget import GAN_LIMITS, BudgetReport, check_budget, count_params
-from ..checkpoints import atomic_write, exclusive_run, load_module_state, read_checkpoint
-from ..data.batches import InMemoryBatches
-from ..device import keep_freed_memory_on, memory_format
-from ..errors import CheckpointError, DataError, ParamsError
-from ..progress import progress
-from ..seeding import seed_everything
-from .augment import flip_and_crop
-from .baselines import FCDiscriminator, FCGenerator, LayerNormCritic, gradient_penalty
-from .diffaugment import diff_augment, parse_policy
-from .ema import ModelEma
-from .losses import hinge_d_loss, hinge_g_loss
-from .models import (
+from effgen.budget import GAN_LIMITS, BudgetReport, check_budget, count_params
+from effgen.checkpoints import atomic_write, exclusive_run, load_module_state, read_checkpoint
+from effgen.data.batches import InMemoryBatches
+from effgen.errors import CheckpointError, DataError, ParamsError
+from effgen.gan.augment import flip_and_crop
+from effgen.gan.baselines import FCDiscriminator, FCGenerator, LayerNormCritic, gradient_penalty
+from effgen.gan.diffaugment import diff_augment, parse_policy
+from effgen.gan.ema import ModelEma
+from effgen.gan.losses import hinge_d_loss, hinge_g_loss
+from effgen.gan.models import (
     LATENT_DIM,
     Discriminator,
     Generator,
@@ -64,8 +61,9 @@ from .models import (
     savable_kind,
     save_generator,
 )
-from .resnet import ResNetDiscriminator, ResNetGenerator
-from .spectral import spectral_norm_
+from effgen.gan.resnet import ResNetDiscriminator, ResNetGenerator
+from effgen.gan.spectral import spectral_norm_
+from effgen.runtime import keep_freed_memory_on, memory_format, progress, seed_everything
 
 ARCHITECTURES = ("dcgan", "dcgan_layernorm", "fc", "dcgan_sn", "resnet")
 LOSSES = ("sigmoid_bce", "logits_bce", "wgan_gp", "hinge")
@@ -710,7 +708,7 @@ def _synchronize(device: torch.device) -> None:
 
 def _reload_frozen_run(config: GanConfig, run_dir: Path, device: torch.device, budget: BudgetReport,
                        provenance: Mapping[str, Any] | None) -> GanRun | None:
-    """A finished run kept without ``checkpoint.pt`` (``effgen.freeze`` drops it), reloaded untrained; else None.
+    """A finished run kept without ``checkpoint.pt`` (``effgen.book.freeze`` drops it), reloaded untrained; else None.
 
     Such a folder holds ``history.csv``, ``config.json``, the sample grids and the generator's
     weights, in ``generator.pt`` or, for generators ``save_generator`` cannot store, in

@@ -1,5 +1,5 @@
 """Evaluation metrics: FID (pytorch-fid's Inception, in memory), LPIPS, and latent interpolation."""
-from .fid import (
+from effgen.metrics.fid import (
     FULL_RANK_MIN_N,
     TTUR_MIN_N,
     FidStats,
@@ -15,8 +15,8 @@ from .fid import (
     subsample,
     subset_indices,
 )
-from .inception_weights import InceptionWeights, ensure_inception_weights
-from .interpolate import (
+from effgen.metrics.inception_weights import InceptionWeights, ensure_inception_weights
+from effgen.metrics.interpolate import (
     checkpoint_output_range,
     interpolation_latents,
     latent_pairs,
@@ -24,7 +24,7 @@ from .interpolate import (
     render_latents,
     slerp,
 )
-from .perceptual import (
+from effgen.metrics.perceptual import (
     Memorisation,
     backbone_available,
     backbone_file,

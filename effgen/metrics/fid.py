@@ -28,10 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import keep_freed_memory_on, memory_format
-from ..errors import DataError
-from ..progress import progress
-from .inception_weights import fid_inception_network
+from effgen.errors import DataError
+from effgen.metrics.inception_weights import fid_inception_network
+from effgen.runtime import keep_freed_memory_on, memory_format, progress
 
 FEATURE_DIM = 2048
 TTUR_MIN_N = 10_000          # Heusel et al. advise at least this many samples per side

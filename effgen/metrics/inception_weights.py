@@ -30,8 +30,8 @@ import torch
 import torchvision
 from torch import nn
 
-from ..errors import WeightsError
-from ..paths import data_root
+from effgen.errors import WeightsError
+from effgen.paths import data_root
 
 PYTORCH_FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 PYTORCH_FID_WEIGHTS_URL = (

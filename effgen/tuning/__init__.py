@@ -13,8 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .settings import CHAPTER_ONLY, DEFAULT_SPACE, PAPER_LAST_ROUND, PAPER_SETTING, TuningSettings
-from .space import (
+from effgen.tuning.settings import (
+    CHAPTER_ONLY,
+    DEFAULT_SPACE,
+    PAPER_LAST_ROUND,
+    PAPER_SETTING,
+    TuningSettings,
+)
+from effgen.tuning.space import (
     Bound,
     NarrowingRule,
     narrow,
@@ -23,8 +29,8 @@ from .space import (
     space_to_dict,
     top_trials,
 )
-from .storage import default_storage, open_storage, parse_storage
-from .study import (
+from effgen.tuning.storage import default_storage, open_storage, parse_storage
+from effgen.tuning.study import (
     PerTrialSeededSampler,
     Round,
     RoundPlan,

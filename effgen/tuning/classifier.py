@@ -21,12 +21,12 @@ import torch
 import yaml
 from torch import Tensor
 
-from ..budget import CLASSIFIER_LIMITS
-from ..errors import EffgenError, ParamsError
-from ..train import ClassifierConfig, budget_of, train_classifier
-from .settings import TuningSettings
-from .storage import StorageSpec, open_storage, parse_storage
-from .study import (
+from effgen.budget import CLASSIFIER_LIMITS
+from effgen.classifier import ClassifierConfig, budget_of, train_classifier
+from effgen.errors import EffgenError, ParamsError
+from effgen.tuning.settings import TuningSettings
+from effgen.tuning.storage import StorageSpec, open_storage, parse_storage
+from effgen.tuning.study import (
     PerTrialSeededSampler,
     Reporter,
     RoundPlan,

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import ParamsError
-from .space import NarrowingRule, SearchSpace, parse_space
-from .storage import CHAPTER
-from .study import RoundPlan
+from effgen.errors import ParamsError
+from effgen.tuning.space import NarrowingRule, SearchSpace, parse_space
+from effgen.tuning.storage import CHAPTER
+from effgen.tuning.study import RoundPlan
 
 # The paper's last round searched lr [4.75e-3, 8e-3], weight decay [1e-5, 2.5e-5] and dropout
 # [0.25, 0.35] (SPEC §2); round 0 here starts wide around that box.

@@ -25,7 +25,7 @@ from typing import Any
 
 import optuna
 
-from ..errors import ParamsError
+from effgen.errors import ParamsError
 
 # Classifier settings a study may search; the rest of ClassifierConfig is held fixed. The SE
 # reduction ratio is left out: it must divide the channel counts (a power of two), ratios below
@@ -35,7 +35,7 @@ TUNABLE: dict[str, type] = {
     "weight_decay": float,
     "dropout": float,
     "batch_size": int,
-    # the training recipe of chapter 06 (effgen.train.recipe); lr_schedule, a choice, is held fixed
+    # the training recipe of chapter 06 (effgen.classifier.recipe); lr_schedule, a choice, is held fixed
     "label_smoothing": float,
     "ema_decay": float,
     "augment_rotate": float,

@@ -25,8 +25,8 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 
-from ..errors import ParamsError
-from ..paths import runs_dir
+from effgen.errors import ParamsError
+from effgen.paths import runs_dir
 
 CHAPTER = "03-tuning"
 JOURNAL_SUFFIXES: tuple[str, ...] = (".log", ".jsonl", ".journal")

@@ -38,9 +38,9 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import EffgenError, ParamsError
-from ..progress import progress
-from .space import Bound, NarrowingRule, SearchSpace, narrow, space_to_dict, top_trials
+from effgen.errors import EffgenError, ParamsError
+from effgen.runtime import progress
+from effgen.tuning.space import Bound, NarrowingRule, SearchSpace, narrow, space_to_dict, top_trials
 
 CONFIG_ATTR = "effgen_config"
 ROUND_ATTR = "round_{}"

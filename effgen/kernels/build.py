@@ -1,0 +1,150 @@
+"""The C kernels under ``csrc/``: built once per machine with its C compiler, loaded with ctypes.
+
+``effgen.kernels.norm_act`` (batch norm with its activation), ``effgen.kernels.depthwise`` (a 3x3 depthwise
+convolution's backward pass) and ``effgen.kernels.squeeze_excite`` (squeeze-and-excitation's backward pass) call
+them on the CPU, where PyTorch's own kernels make more passes over memory than the work needs. The sources are compiled with ``-O3 -march=native -fopenmp``
+into one shared library, cached under ``~/.cache/effgen/kernels`` (``EFFGEN_KERNEL_CACHE`` moves
+it) by a key of the sources, flags, compiler version and CPU. OpenMP threads come from the
+runtime PyTorch has already loaded, and each call is given ``torch.get_num_threads()``.
+
+No compiler, a failed build or ``EFFGEN_CPU_KERNELS=0``: ``library()`` is None and every caller falls
+back to PyTorch's kernels, which give the same numbers, only slower; a failed build warns once.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+SOURCE_DIR = Path(__file__).with_name("csrc")
+# Each source's sha256, pinned here so that editing a kernel changes this module's fingerprint
+# and with it that of every frozen chapter that trains through it (effgen.book.freeze hashes Python).
+SOURCES: dict[str, str] = {
+    "bn_act.c": "f55b588d592fa0e737758cb0c4c352c02f668849d45f5878e5a7ec266ba860e5",
+    "channel_scale.c": "eb5038d0627f19d1d389cb7b50d710ccab89f54887db1cbd7bbe7722d7628a91",
+    "depthwise.c": "b1911095db0d2f1c53ebf606405e1e16e471b2a3f1351272b4bff96d2a14ddc0",
+}
+COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC")
+
+_enabled = os.environ.get("EFFGEN_CPU_KERNELS", "1") != "0"
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """PyTorch's own kernels inside the block (for comparisons and benchmarks)."""
+    global _enabled
+    before, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+def library() -> ctypes.CDLL | None:
+    """The built kernels when switched on and buildable here, else None."""
+    return _build() if _enabled else None
+
+
+def takes(x: torch.Tensor, *weights: torch.Tensor) -> ctypes.CDLL | None:
+    """``library()`` if its kernels can read ``x`` and ``weights``, else None.
+
+    Every kernel walks float32 (N, C, H, W) tensors on the CPU in channels_last order. Under
+    ``torch.compile`` the callers keep to PyTorch's ops, which the compiler can trace.
+    """
+    readable = (x.device.type == "cpu" and x.dim() == 4 and x.dtype == torch.float32
+                and all(weight.dtype == torch.float32 for weight in weights)
+                and x.is_contiguous(memory_format=torch.channels_last) and not torch.compiler.is_compiling())
+    return library() if readable else None
+
+
+@functools.cache
+def _build() -> ctypes.CDLL | None:
+    sources = [SOURCE_DIR / name for name in SOURCES]
+    for path in sources:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != SOURCES[path.name]:
+            raise RuntimeError(f"{path} changed: pin its new sha256 {digest} in SOURCES in {__file__} "
+                               "(frozen chapters that train through it then go stale, as they must)")
+    compiler = shutil.which(os.environ.get("CC") or "cc") or shutil.which("gcc")
+    if compiler is None:
+        return _fall_back(f"no C compiler ({os.environ.get('CC') or 'cc or gcc'}) on PATH")
+    key = hashlib.sha256("\n".join([*SOURCES.values(), *COMPILE_FLAGS]).encode()
+                         + _compiler_version(compiler) + _cpu_identity()).hexdigest()[:16]
+    built = _cache_dir() / f"effgen-kernels-{key}.so"
+    if not built.is_file():
+        try:
+            built.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            return _fall_back(f"cannot create the kernel cache {built.parent} ({err.strerror}); "
+                              "set EFFGEN_KERNEL_CACHE to a writable folder")
+        # Compiled beside its final name and renamed: two processes building at once both succeed.
+        # Compiling and linking are separate steps so that no math flag can bring a
+        # process-wide floating-point mode into the link.
+        with tempfile.TemporaryDirectory(dir=built.parent) as scratch:
+            objects = [Path(scratch) / f"{path.stem}.o" for path in sources]
+            commands = [[compiler, *COMPILE_FLAGS, "-c", str(path), "-o", str(obj)]
+                        for path, obj in zip(sources, objects)]
+            commands.append([compiler, "-shared", "-fopenmp", *map(str, objects), "-lm",
+                             "-o", str(Path(scratch) / "kernels.so")])
+            for command in commands:
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    return _fall_back(f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}")
+            os.replace(Path(scratch) / "kernels.so", built)
+    return _declare(ctypes.CDLL(str(built)))
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    pointer, size, real, integer = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
+    signatures = {
+        "bn_act_forward": [pointer, pointer, size, size, pointer, pointer, real, integer, real, pointer,
+                           pointer, pointer, integer],
+        "bn_act_backward": [pointer, pointer, pointer, size, size, pointer, pointer, pointer, pointer,
+                            integer, real, pointer, pointer, integer],
+        "channel_scale_gate_grad": [pointer, pointer, pointer, size, size, size, integer],
+        "channel_scale_input_grad": [pointer, pointer, pointer, pointer, size, size, size, integer],
+        "depthwise3x3_backward": [pointer, pointer, pointer, pointer, pointer, size, size, size, size, size,
+                                  integer],
+    }
+    for name, arguments in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = arguments, None
+    return lib
+
+
+def _fall_back(reason: str) -> None:
+    warnings.warn(f"effgen.kernels.build: {reason}; PyTorch's own CPU kernels are used instead (same "
+                  "numbers, slower)", RuntimeWarning, stacklevel=3)
+    return None
+
+
+def _cache_dir() -> Path:
+    if env := os.environ.get("EFFGEN_KERNEL_CACHE"):
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "effgen" / "kernels"
+
+
+def _compiler_version(compiler: str) -> bytes:
+    return subprocess.run([compiler, "--version"], capture_output=True).stdout
+
+
+def _cpu_identity() -> bytes:
+    """What -march=native compiles for: a library built on another CPU model may not run here."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor().encode()
+    lines = {line for line in info.splitlines() if line.startswith(("model name", "flags"))}
+    return "\n".join(sorted(lines)).encode()

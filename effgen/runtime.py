@@ -1,0 +1,143 @@
+"""How a computation runs here: on which device and with which speed settings (channels_last on CPU,
+bf16 autocast on CUDA, freed host memory kept for reuse), seeded how, and showing its progress how.
+
+Progress bars suit both an interactive notebook and a batch run: ``tqdm.auto`` gives a widget in
+Jupyter and text elsewhere, and the runner sets ``EFFGEN_PROGRESS=0`` so that no bar ends up as
+stderr noise in the rendered book.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import os
+import random
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from tqdm import std
+
+from effgen.errors import EffgenError
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; anything else must name an available device."""
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(preference)
+    except RuntimeError as err:
+        raise EffgenError(f"device {preference!r} is not a valid torch device: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EffgenError(f"device {preference!r} requested but CUDA is not available here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise EffgenError(f"device {preference!r} requested but MPS is not available here")
+    return device
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    # Depthwise and 1x1 convolutions run ~1.8x faster in NHWC on x86 CPUs (SPEC §6).
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+# glibc mallopt parameters, and the values that keep a training step's freed activations in the heap.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEPT_MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed mmap threshold (64-bit)
+_KEPT_TRIM_THRESHOLD = 1 << 30
+_GLIBC_MMAP_THRESHOLD = _GLIBC_TRIM_THRESHOLD = 128 << 10  # glibc's own starting values
+
+
+def keep_freed_memory(keep: bool = True) -> bool:
+    """Let freed host memory stay in the process for reuse (glibc only).
+
+    A CPU training step allocates and frees the same activations every time. glibc hands blocks of
+    a few MB and more to the kernel when they are freed and maps fresh zeroed pages for the next
+    step, so each classifier step page-faulted ~7,000 pages here: ~10-15% of a lone step's time
+    (``bench/bench_classifier.py``), nothing measurable beside a GAN run sharing the memory bus.
+    Raising the mmap and trim thresholds keeps those blocks in the heap. The process then holds
+    its peak step memory, and no computed number changes. ``keep=False`` sets glibc's starting
+    values back, but not its adaptive threshold: that is gone for the process once changed.
+    Returns False where the C library is not glibc (macOS, Windows, musl): nothing is changed.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    mmap_threshold = _KEPT_MMAP_THRESHOLD if keep else _GLIBC_MMAP_THRESHOLD
+    trim_threshold = _KEPT_TRIM_THRESHOLD if keep else _GLIBC_TRIM_THRESHOLD
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(_M_TRIM_THRESHOLD,
+                                                                                       trim_threshold))
+
+
+def keep_freed_memory_on(device: torch.device) -> None:
+    """``keep_freed_memory()`` where it matters: host memory, i.e. a CPU run (see there)."""
+    if device.type == "cpu":
+        keep_freed_memory()
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (loaded once), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it; musl's mallopt ignores these
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, enabled: bool = True) -> Iterator[None]:
+    """bf16 autocast on CUDA only: on CPU it was measured slower, and MPS bf16 support varies."""
+    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+    return str(device)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+    """Seed every global RNG and return a dedicated CPU generator for data order."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+T = TypeVar("T")
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("EFFGEN_PROGRESS", "1") != "0"
+
+
+def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> std.tqdm:
+    if not progress_enabled():
+        # tqdm.auto would still probe for ipywidgets and warn on stderr, which lands in the book.
+        return std.tqdm(iterable, **{**kwargs, "disable": True})
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
