@@ -38,3 +38,20 @@ class MissingArtifactError(EffgenError):
 
 class CheckpointError(EffgenError):
     """A checkpoint or saved model is unreadable, damaged, or not the kind of file expected."""
+
+
+def one_line_validation_error(err: Exception, source: str) -> ParamsError:
+    """A pydantic ``ValidationError`` as the house's one-line ``ParamsError``: ``SOURCE: key: problem (got X)``.
+
+    Every config (classifier, GAN, tuning) is a pydantic dataclass with ``extra="forbid"``, strict types,
+    ``Literal`` choices, bounds and finite floats; this is how all of them report a bad value.
+    """
+    problems = []
+    for item in getattr(err, "errors", lambda: [])():
+        key = ".".join(str(part) for part in item.get("loc", ())) or "value"
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        if item.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
+            message = "unknown key"
+        got = f" (got {item['input']!r})" if "input" in item and item.get("type") != "missing" else ""
+        problems.append(f"{key}: {message[:1].lower() + message[1:]}{got}")
+    return ParamsError(f"{source}: " + "; ".join(problems or [str(err).splitlines()[0]]))
