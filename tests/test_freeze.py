@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -15,9 +16,10 @@ import torch
 from conftest import write_notebook
 
 from effgen import checkpoints
+from effgen.book.freeze import fingerprints as _fingerprints  # noqa: F401  (freeze.fingerprints below)
 from effgen.book import freeze
 from effgen.book.freeze import (
-    Library,
+    file_digest,
     fingerprint,
     freeze_chapter,
     notebook_digest,
@@ -63,15 +65,21 @@ def book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def fake_execute(root: Path, names: list[str], profile: str = PROFILE) -> None:
-    """Freeze chapters as if they had executed: the source copied to _build with an output added."""
+def fake_execute(root: Path, names: list[str], profile: str = PROFILE,
+                 ran: dict[str, list[Path]] | None = None) -> None:
+    """Freeze chapters as if they had executed: the source copied to _build with an output added.
+
+    ``ran``: the package files each chapter's kernel loaded (default: effgen/paths.py).
+    """
     for job in plan(root, profile, names):
         notebook = nbformat.read(job.source, as_version=4)
         notebook.cells[-1].outputs = [nbformat.v4.new_output("stream", text="done\n")]
         notebook.metadata["papermill"] = {"end_time": time.time_ns()}  # every execution differs, as papermill's
         job.output.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, job.output)
-        freeze_chapter(root, job, fingerprint(root, profile, job.source.relative_to(root).as_posix()), 1.5)
+        files = (ran or {}).get(job.name, [freeze.fingerprints.PACKAGE_DIR / "paths.py"])
+        freeze_chapter(root, job, fingerprint(root, profile, job.source.relative_to(root).as_posix()), 1.5,
+                       [str(f) for f in files])
 
 
 def states(root: Path, profile: str = PROFILE) -> dict[str, tuple[str, list[str]]]:
@@ -118,23 +126,13 @@ def fake_package(tmp_path: Path) -> Path:
     return package
 
 
-def test_library_closure_follows_relative_and_lazy_imports(tmp_path: Path) -> None:
-    library = Library(fake_package(tmp_path))
-    notebook = write_notebook(tmp_path / "n.ipynb", "x: int = 1", "%matplotlib inline\nfrom effgen.b import f")
-    assert sorted(library.digests(notebook)) == [
-        "effgen/__init__.py", "effgen/a.py", "effgen/b.py", "effgen/c.py", "effgen/sub/__init__.py",
-        "effgen/sub/deep.py"]
-    other = write_notebook(tmp_path / "m.ipynb", "x: int = 1", "import effgen.c")
-    assert sorted(library.digests(other)) == ["effgen/__init__.py", "effgen/c.py"]
-
-
-def test_module_hash_ignores_docstrings_comments_and_formatting(tmp_path: Path) -> None:
+def test_file_hash_ignores_docstrings_comments_and_formatting(tmp_path: Path) -> None:
     package = fake_package(tmp_path)
-    digest = Library(package).digest(package / "a.py")
+    digest = file_digest(package / "a.py")
     (package / "a.py").write_text('"""Module a, reworded."""\n\n# new comment\nVALUE   =   1\n')
-    assert Library(package).digest(package / "a.py") == digest
+    assert file_digest(package / "a.py") == digest
     (package / "a.py").write_text("VALUE = 2\n")
-    assert Library(package).digest(package / "a.py") != digest
+    assert file_digest(package / "a.py") != digest
 
 
 def test_upstream_chapters_are_found(book: Path) -> None:
@@ -176,6 +174,11 @@ def _with_injected_parameters(executed: Path) -> None:
     injected = nbformat.v4.new_code_cell('profile = "smoke"\n', metadata={"tags": ["injected-parameters"]})
     notebook.cells.insert(2, injected)
     nbformat.write(notebook, executed)
+    record_path = executed.with_name("fingerprint.json")  # as if papermill had written it so: record its bytes
+    record = json.loads(record_path.read_text())
+    digest = hashlib.sha256(executed.read_bytes()).hexdigest()
+    record["notebook_file_sha256"] = digest
+    record_path.write_text(json.dumps(record))
 
 
 def test_a_prose_only_change_is_refrozen_without_execution(book: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,24 +241,40 @@ def test_render_shows_new_prose_before_it_is_refrozen(book: Path) -> None:
     assert (book / "_freeze" / PROFILE / "01-first" / "notebook.ipynb").read_bytes() == before
 
 
-def test_a_chapter_depends_on_what_a_lazy_package_loads_for_it(tmp_path: Path) -> None:
-    """effgen.data loads its submodules on first use (PEP 562); the import scan must still see them."""
-    notebook = write_notebook(tmp_path / "chapter.ipynb", "profile = 'smoke'",
-                              "from effgen.data import load_addnist\nload_addnist")
-    modules = Library().digests(notebook)
-    assert {"effgen/data/__init__.py", "effgen/data/addnist.py", "effgen/data/addnist_format.py"} <= set(modules)
+def test_the_fingerprint_is_what_the_kernel_ran_lazy_loads_included(book: Path) -> None:
+    """effgen.tuning loads its objective module on first use, through importlib: it counts as it ran."""
+    write_notebook(book / "chapters/03-third.ipynb", 'profile: str = "quick"',
+                   "from effgen import tuning\nrun = tuning.run_tuning", title="# Third")
+    run_book(book, PROFILE, ["03"], log=lambda line: None)
+    record = json.loads((book / "_freeze" / PROFILE / "03-third/fingerprint.json").read_text())
+    library = record["fingerprint"]["library"]
+    assert {"effgen/tuning/__init__.py", "effgen/tuning/classifier.py", "effgen/classifier/loop.py"} <= set(library)
+    assert "effgen/gan/loop.py" not in library and "effgen/book/runner.py" not in library
+    frozen = (book / "_freeze" / PROFILE / "03-third/notebook.ipynb").read_text()
+    assert "effgen-loaded-files" not in frozen and "PACKAGE_FILES_USED" not in frozen  # the recorder is gone
+    assert states(book)["03-third"] == ("frozen", [])
 
 
-def test_library_change_stales_only_the_chapters_importing_it(book: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_library_change_stales_exactly_the_chapters_that_ran_it(book: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     package = fake_package(tmp_path)
-    monkeypatch.setattr(freeze, "PACKAGE_DIR", package)
-    write_notebook(book / "chapters/03-third.ipynb", 'profile: str = "quick"', "from effgen.b import f")
-    fake_execute(book, [])
+    (package / "csrc").mkdir()
+    (package / "csrc" / "kernel.c").write_text("void f(void) {}\n")
+    monkeypatch.setattr(freeze.fingerprints, "PACKAGE_DIR", package)
+    fake_execute(book, [], ran={"01-first": [package / "a.py"],
+                                "03-third": [package / "b.py", package / "sub" / "deep.py", package / "csrc/kernel.c"]})
     (package / "sub" / "deep.py").write_text("from ..c import os\nEXTRA = 1\n")
     found = states(book)
     assert found["03-third"] == ("stale", ["library: effgen/sub/deep.py"])
     assert all(state == "frozen" for name, (state, _) in found.items() if name != "03-third")
+    (package / "sub" / "deep.py").write_text("from ..c import os\n")
+    (package / "csrc" / "kernel.c").write_text("void f(void) { /* faster */ }\n")
+    assert states(book)["03-third"] == ("stale", ["library: effgen/csrc/kernel.c"])
+    (package / "csrc" / "kernel.c").write_text("void f(void) {}\n")
+    (package / "a.py").unlink()
+    found = states(book)
+    assert found["01-first"] == ("stale", ["library: effgen/a.py (1 of them removed)"])
+    assert found["02-second"][0] == "frozen" and found["03-third"][0] == "frozen"
 
 
 def test_results_version_bump_stales_all_and_recomputes_from_scratch(book: Path,
@@ -268,7 +287,7 @@ def test_results_version_bump_stales_all_and_recomputes_from_scratch(book: Path,
     prepare_runs(book, PROFILE, "03-third", [], log=lambda _: None)  # thaws, marks version 1
     assert (runs / "history.csv").is_file() and (runs / ".results-version").read_text() == "1\n"
 
-    monkeypatch.setattr(freeze, "RESULTS_VERSION", 2)
+    monkeypatch.setattr(freeze.fingerprints, "RESULTS_VERSION", 2)
     assert {tuple(reasons) for _, reasons in states(book).values()} == {("results-version 1 -> 2",)}
     assert thaw(book, PROFILE, "01-first") == 0  # runs frozen under version 1 stay frozen
     prepare_runs(book, PROFILE, "03-third", [], log=lambda _: None)
@@ -357,7 +376,8 @@ def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, run
     assert (frozen / "notebook.ipynb").is_file()
     record = json.loads((frozen / "fingerprint.json").read_text())
     assert set(record["fingerprint"]) == {"notebook", "params", "library", "results_version", "upstream"}
-    assert "effgen/paths.py" in record["fingerprint"]["library"]
+    assert list(record["fingerprint"]["library"]) == ["effgen/paths.py"]
+    assert record["notebook_file_sha256"] == record["executed"]["notebook_sha256"]
     assert record["executed"]["seconds"] == 1.5 and record["runs"]["results_version"] == 1
     mirror = frozen / "runs"
     files = {p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file()}
@@ -600,3 +620,61 @@ def test_every_twin_pointer_of_the_committed_paper_book_resolves() -> None:
         assert frozen in target.resolve().parents and target.suffix != checkpoints.TWIN_SUFFIX
     if (frozen / "01-activations" / "notebook.ipynb").is_file():
         assert pointers, "chapter 01 shares six runs with chapter 02; its mirror should point at them"
+
+
+# ---------------------------------------------------------------- a damaged freeze is never run over
+
+def _snapshot_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("damage", [
+    lambda path: path.write_bytes(path.read_bytes()[:70]),                   # truncated
+    lambda path: path.write_bytes(b""),                                      # emptied
+    lambda path: path.write_text('{"fingerprint": {"notebook": 1}}'),         # partly valid
+    lambda path: path.write_text('{"fingerprint": 5, "executed": "x"}'),      # retyped
+    lambda path: path.write_text("[1, 2]"),                                  # not an object
+], ids=["truncated", "empty", "partial", "retyped", "list"])
+def test_a_damaged_fingerprint_is_named_and_nothing_runs_over_it(book: Path, damage,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    fake_execute(book, [])
+    damage(book / "_freeze" / PROFILE / "01-first" / "fingerprint.json")
+    before = _snapshot_of(book / "_freeze")
+    found = states(book)
+    assert found["01-first"][0] == "damaged" and "fingerprint.json is damaged" in found["01-first"][1][0]
+    assert found["02-second"][0] == "stale"  # its reader is only stale: the damage is reported once
+    with pytest.raises(freeze.FreezeDamaged, match="git checkout -- _freeze/smoke/01-first/fingerprint.json"):
+        run_book(book, PROFILE, ["03"], log=lambda line: None)
+    assert main(["run", "--status", "--profile", PROFILE]) == freeze.FreezeDamaged.exit_code
+    assert main(["render", "--profile", PROFILE, "--to", "html", "--engine", "offline"]) == 3
+    assert main(["snapshot", "--profile", PROFILE]) == 3
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error and all(line.startswith("effgen: error: _freeze/smoke/01-first/fingerprint.json is damaged")
+                         for line in error)
+    assert _snapshot_of(book / "_freeze") == before
+
+
+def test_a_corrupted_frozen_notebook_is_damaged_not_rendered(book: Path) -> None:
+    fake_execute(book, [])
+    frozen = book / "_freeze" / PROFILE / "02-second" / "notebook.ipynb"
+    frozen.write_bytes(frozen.read_bytes()[:-40])
+    found = states(book)
+    assert found["02-second"][0] == "damaged"
+    assert "_freeze/smoke/02-second/notebook.ipynb is damaged" in found["02-second"][1][0]
+    assert main(["render", "--profile", PROFILE, "--to", "html", "--engine", "offline"]) == 3
+
+
+def test_a_chapter_that_did_not_finish_renders_with_a_banner() -> None:
+    from effgen.book.render.ipynb import execution_progress, mark_unfinished
+
+    def cell(status: str) -> dict:
+        return {"cell_type": "code", "source": "x", "outputs": [], "metadata": {"papermill": {"status": status}}}
+
+    title = {"cell_type": "markdown", "source": "# Chapter", "metadata": {}}
+    finished = {"cells": [title, cell("completed"), cell("completed")], "metadata": {"papermill": {}}}
+    killed = {"cells": [title, cell("completed"), cell("running"), cell("pending")], "metadata": {"papermill": {}}}
+    assert execution_progress(finished) is None and mark_unfinished(finished, "c.ipynb") == finished
+    assert execution_progress(killed) == (1, 3)
+    banner = mark_unfinished(killed, "chapters/06-beyond.ipynb")["cells"][0]["source"]
+    assert "did not finish executing" in banner and "Only 1 of its 3 code cells" in banner
+    assert "effgen run 06-beyond" in banner

@@ -227,12 +227,11 @@ def test_a_failed_build_falls_back_and_names_the_compiler(monkeypatch: pytest.Mo
         cpu_kernels._build.cache_clear()
 
 
-def test_the_pinned_hashes_are_the_sources() -> None:
-    import hashlib
-
-    for name, digest in cpu_kernels.SOURCES.items():
-        assert hashlib.sha256((cpu_kernels.SOURCE_DIR / name).read_bytes()).hexdigest() == digest, name
+def test_every_source_is_built_and_declared_once_the_library_loads() -> None:
     assert sorted(p.name for p in cpu_kernels.SOURCE_DIR.glob("*.c")) == sorted(cpu_kernels.SOURCES)
+    if cpu_kernels.library() is None:
+        pytest.skip("no C compiler here: PyTorch's kernels run and no C source is used")
+    assert {Path(f).name for f in cpu_kernels.PACKAGE_FILES_USED} == set(cpu_kernels.SOURCES)
 
 
 def test_the_environment_switch_turns_the_kernels_off() -> None:

@@ -129,8 +129,9 @@ def _cell_error(err: Exception) -> str:
 
 def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] = print,
             before: Callable[[ChapterJob], None] | None = None,
-            after: Callable[[ChapterJob, float], None] | None = None) -> list[ChapterRun]:
-    """Execute ``jobs`` in order; ``before(job)`` runs just before a chapter, ``after(job, seconds)`` after its success."""
+            after: Callable[[ChapterJob, float, list[str]], None] | None = None) -> list[ChapterRun]:
+    """Execute ``jobs`` in order; ``before(job)`` runs just before a chapter, ``after(job, seconds, ran)``
+    after its success, with ``ran`` the package files its kernel loaded (``LOADED_TAG``)."""
     import papermill  # imported late: it is slow to import and `plan` must stay fast
 
     # Papermill's own parameter parser cannot read `X | None` annotations and warns that such
@@ -148,12 +149,15 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
         if before is not None:
             before(job)
         start = time.perf_counter()
+        recorded = job.output.with_name(job.output.name + ".loaded.json")
+        source = _with_loaded_recorder(job.source, recorded)
         try:
             papermill.execute_notebook(
-                str(job.source), str(job.output), parameters=job.parameters, kernel_name="python3",
+                str(source), str(job.output), parameters=job.parameters, kernel_name="python3",
                 cwd=str(root), progress_bar=False, log_output=False, report_mode=False,
             )
         except papermill.PapermillExecutionError as err:
+            strip_recorder(job.output)
             seconds = time.perf_counter() - start
             message = _cell_error(err)
             runs.append(ChapterRun(job.name, str(job.output), seconds, False, message))
@@ -162,14 +166,71 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
                 f"chapter {job.name} failed after {seconds:.0f} s: {message} "
                 f"(partial notebook: {job.output.relative_to(root)})"
             ) from None
+        finally:
+            source.unlink(missing_ok=True)
         seconds = time.perf_counter() - start
+        ran = _loaded_files(recorded)
+        strip_recorder(job.output)
         _label_injected_parameters(job, root)
         runs.append(ChapterRun(job.name, str(job.output), seconds, True))
         log(f"[{index}/{len(jobs)}] {job.name} done in {seconds:.1f} s")
         if after is not None:
-            after(job, seconds)
+            after(job, seconds, ran)
     _write_log(root, jobs, runs)
     return runs
+
+
+# The last cell of every execution: which package files the kernel ran. It imports nothing of effgen,
+# so it records exactly what the chapter's own cells loaded; the runner removes it from the output.
+LOADED_TAG = "effgen-loaded-files"
+_RECORDER = """import json as _json, sys as _sys
+_files = set()
+for _name, _module in list(_sys.modules.items()):
+    if _name == {package!r} or _name.startswith({package!r} + "."):
+        _files.add(getattr(_module, "__file__", None) or "")
+        _files.update(str(_f) for _f in getattr(_module, "PACKAGE_FILES_USED", ()))
+with open({path!r}, "w") as _out:
+    _json.dump(sorted(_f for _f in _files if _f), _out)
+"""
+PACKAGE = "effgen"
+
+
+def _with_loaded_recorder(source: Path, recorded: Path) -> Path:
+    """A copy of ``source`` beside ``recorded`` with the recorder cell appended (removed again by ``_loaded_files``)."""
+    import nbformat
+
+    notebook = nbformat.read(source, as_version=4)
+    recorded.unlink(missing_ok=True)
+    cell = nbformat.v4.new_code_cell(_RECORDER.format(package=PACKAGE, path=str(recorded.resolve())),
+                                     metadata={"tags": [LOADED_TAG]})
+    notebook.cells.append(cell)
+    copy = recorded.with_name(source.name)
+    copy = copy.with_name(f".{copy.stem}.recording.ipynb")
+    nbformat.write(notebook, copy)
+    return copy
+
+
+def _loaded_files(recorded: Path) -> list[str]:
+    """The files the recorder cell listed; ``ChapterFailed`` if it did not run (the chapter did not finish)."""
+    try:
+        files = json.loads(recorded.read_text())
+    except (OSError, ValueError):
+        raise ChapterFailed(f"{recorded.name}: the chapter finished without recording which library files it "
+                            f"ran; it is not frozen") from None
+    finally:
+        recorded.unlink(missing_ok=True)
+    return [str(f) for f in files]
+
+
+def strip_recorder(path: Path) -> None:
+    """Remove the recorder cell from an executed notebook, so readers never see it."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    kept = [cell for cell in notebook.cells if LOADED_TAG not in cell.metadata.get("tags", [])]
+    if len(kept) != len(notebook.cells):
+        notebook.cells = kept
+        nbformat.write(notebook, path)
 
 
 def _label_injected_parameters(job: ChapterJob, root: Path) -> None:

@@ -36,29 +36,37 @@ def _formats(text: str) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from effgen.book.freeze import format_status, run_book, status
+    from effgen.book.freeze import FreezeDamaged, format_status, run_book, status
     from effgen.book.runner import plan
 
     root = project_root()
     if args.status:
         plan(root, args.profile, args.chapters)  # the same checks as a run: unknown profile, bad params
-        print(format_status(root, args.profile, status(root, args.profile, args.chapters)))
-        return 0
+        statuses = status(root, args.profile, args.chapters)
+        print(format_status(root, args.profile, statuses))
+        return FreezeDamaged.exit_code if any(s.state == "damaged" for s in statuses) else 0
     run_book(root, args.profile, args.chapters, force=args.force, execute_missing=args.execute_missing)
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
-    from effgen.book.freeze import PROSE, place_frozen_notebooks, place_new_prose, status
+    from effgen.book.freeze import (
+        PROSE,
+        place_frozen_notebooks,
+        place_new_prose,
+        refuse_damaged,
+        status,
+    )
     from effgen.book.render import render_book
 
     root = project_root()
     formats = _formats(args.to)
     build = root / "_build" / args.profile
     start = time.perf_counter()
+    statuses = status(root, args.profile)
+    refuse_damaged(statuses)
     placed = place_frozen_notebooks(root, args.profile)
     if placed:
-        statuses = status(root, args.profile)
         # New prose renders at once, between the frozen outputs; `effgen run` or `report` re-freezes it.
         place_new_prose(root, args.profile, [s for s in statuses if s.reasons == [PROSE]])
         stale = [s.name + (" (prose)" if s.reasons == [PROSE] else "") for s in statuses if s.state == "stale"]
@@ -98,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Execute chapters in book order with their params/PROFILE/<chapter>.yml. All parameter "
                     "files are validated first; nothing runs if one is wrong. A chapter frozen under "
                     "_freeze/PROFILE/ with an unchanged fingerprint (notebook, params file, the effgen modules "
-                    "it imports, RESULTS_VERSION) is not executed; its frozen notebook is used instead.")
+                    "it ran, RESULTS_VERSION) is not executed; its frozen notebook is used instead.")
     run.add_argument("chapters", nargs="*", metavar="CHAPTER",
                      help="chapters to run, e.g. 02, classifier or 02-classifier (default: all)")
     _add_profile(run)

@@ -15,6 +15,7 @@ from effgen.book.render.errors import RenderError, RenderWarning
 from effgen.book.render.ipynb import (
     ImageStore,
     mark_not_executed,
+    mark_unfinished,
     notebook_to_markdown,
     read_notebook,
 )
@@ -98,6 +99,8 @@ def _chapter_markdown(config: BookConfig, source: str, path: Path, executed: boo
         warnings.warn(f"{source} has no executed copy in this build; rendering its source without outputs",
                       RenderWarning, stacklevel=3)
         notebook = mark_not_executed(notebook, source)
+    else:
+        notebook = mark_unfinished(notebook, source)
     return notebook_to_markdown(notebook, echo=config.echo, warning=config.warning, images=images, where=source)
 
 

@@ -97,10 +97,44 @@ def not_executed_callout(where: str) -> str:
     )
 
 
+def unfinished_callout(where: str, ran: int, total: int) -> str:
+    stem = Path(where).stem
+    return (
+        "::: {.callout-warning}\n## This chapter did not finish executing\n\n"
+        f"Only {ran} of its {total} code cells ran to the end; what follows the last of them was never "
+        f"executed, and the numbers and figures on this page are partial. Execute it again "
+        f"(`effgen run {stem}`) and render again.\n:::\n"
+    )
+
+
+def execution_progress(notebook: dict[str, Any]) -> tuple[int, int] | None:
+    """(cells completed, code cells) when papermill's record shows an execution that did not finish, else None.
+
+    Papermill marks every code cell ``pending`` before it starts and ``completed`` after; a run that
+    was killed or raised leaves cells ``pending``, ``running`` or ``failed``.
+    """
+    states = [cell.get("metadata", {}).get("papermill", {}).get("status")
+              for cell in notebook.get("cells", []) if cell.get("cell_type") == "code"]
+    recorded = [state for state in states if state is not None]
+    exception = bool(notebook.get("metadata", {}).get("papermill", {}).get("exception"))
+    if not recorded or (not exception and all(state == "completed" for state in recorded)):
+        return None
+    return sum(state == "completed" for state in recorded), len(states)
+
+
+def mark_unfinished(notebook: dict[str, Any], where: str) -> dict[str, Any]:
+    """``notebook`` with the did-not-finish callout below its title, when its execution stopped part-way."""
+    progress = execution_progress(notebook)
+    return notebook if progress is None else _with_callout(notebook, unfinished_callout(where, *progress))
+
+
 def mark_not_executed(notebook: dict[str, Any], where: str) -> dict[str, Any]:
     """A copy of ``notebook`` with the not-executed callout right below the title line."""
+    return _with_callout(notebook, not_executed_callout(where))
+
+
+def _with_callout(notebook: dict[str, Any], callout: str) -> dict[str, Any]:
     cells = [dict(cell) for cell in notebook.get("cells", [])]
-    callout = not_executed_callout(where)
     first = cells[0] if cells else None
     if first is not None and first.get("cell_type") == "markdown" and _source(first).lstrip().startswith("# "):
         title, _, rest = _source(first).lstrip().partition("\n")

@@ -1,0 +1,70 @@
+"""Frozen results, Quarto's ``freeze: auto`` for papermill chapters.
+
+Each executed chapter is kept under ``_freeze/<profile>/<chapter>/``:
+
+* ``notebook.ipynb``: the executed notebook, which the renderer uses instead of executing;
+* ``runs/``: a filtered mirror of ``runs/<profile>/<chapter>/`` holding its small artifacts (``mirror``);
+* ``fingerprint.json``: what produced them, part by part (``fingerprints``), plus when, on which git
+  revision and in how long it ran.
+
+``status`` says per chapter whether it is frozen and current, stale (and why), missing, or damaged;
+``plan`` decides what ``effgen run`` executes, executes it and freezes each success.
+"""
+from effgen.book.freeze.fingerprints import (
+    FINGERPRINT_FILE,
+    NOTEBOOK_FILE,
+    PACKAGE,
+    PROSE,
+    RESULTS_VERSION,
+    Fingerprint,
+    FreezeDamaged,
+    depends_on,
+    execution_digest,
+    file_digest,
+    fingerprint,
+    freeze_dir,
+    library_digests,
+    notebook_digest,
+    params_digest,
+    read_record,
+    runs_folder,
+)
+from effgen.book.freeze.mirror import (
+    GAN_FINAL_FILE,
+    TWIN_HOLDER,
+    TWIN_OVER_BYTES,
+    MirrorReport,
+    filter_run_file,
+    sync_mirror,
+    thaw,
+)
+from effgen.book.freeze.plan import (
+    Planned,
+    describe_plan,
+    freeze_chapter,
+    place_frozen_notebooks,
+    place_new_prose,
+    plan_run,
+    prepare_runs,
+    refreeze_prose,
+    run_book,
+    snapshot,
+)
+from effgen.book.freeze.status import (
+    COMMITTED_PROFILES,
+    ChapterStatus,
+    format_status,
+    refuse_damaged,
+    size_report,
+    status,
+)
+
+__all__ = [
+    "COMMITTED_PROFILES", "FINGERPRINT_FILE", "GAN_FINAL_FILE", "NOTEBOOK_FILE", "PACKAGE", "PROSE",
+    "RESULTS_VERSION", "TWIN_HOLDER", "TWIN_OVER_BYTES", "ChapterStatus", "Fingerprint", "FreezeDamaged",
+    "MirrorReport", "Planned", "depends_on", "describe_plan", "execution_digest", "file_digest",
+    "filter_run_file", "fingerprint", "format_status", "freeze_chapter", "freeze_dir", "library_digests",
+    "notebook_digest", "params_digest", "place_frozen_notebooks", "place_new_prose", "plan_run",
+    "prepare_runs", "read_record", "refreeze_prose", "refuse_damaged", "run_book", "runs_folder",
+    "size_report", "snapshot", "status", "sync_mirror", "thaw",
+]
