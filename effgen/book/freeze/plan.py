@@ -181,6 +181,31 @@ def place_frozen_notebooks(root: Path, profile: str, names: Iterable[str] | None
     return placed
 
 
+def mark_stale_in_build(root: Path, profile: str, statuses: Iterable[ChapterStatus]) -> list[str]:
+    """Say on each stale chapter's page, in ``_build/`` only, that it shows an older frozen execution."""
+    marked = []
+    for st in statuses:
+        page = Path(root) / "_build" / profile / st.notebook
+        if st.state != "stale" or st.reasons == [PROSE] or not page.is_file():
+            continue
+        executed = (st.record or {}).get("executed", {})
+        callout = ("::: {.callout-note}\n## An earlier execution of this chapter\n\n"
+                   f"This page shows the chapter as it was executed on {executed.get('at', '?')}. Its sources have "
+                   f"changed since ({_short_reasons(st.reasons)}) and it has not been executed again: "
+                   f"`effgen run {st.name} --profile {profile}` recomputes it, reusing every finished run.\n:::\n")
+        notebook = json.loads(page.read_text(encoding="utf-8"))
+        notebook["cells"].insert(1 if notebook["cells"] else 0,
+                                 {"cell_type": "markdown", "metadata": {}, "source": callout})
+        write_if_changed(page, (json.dumps(notebook, indent=1, ensure_ascii=False) + "\n").encode())
+        marked.append(st.name)
+    return marked
+
+
+def _short_reasons(reasons: Sequence[str]) -> str:
+    parts = [reason.split(":", 1)[0] for reason in reasons]
+    return ", ".join(dict.fromkeys(parts))
+
+
 def place_new_prose(root: Path, profile: str, statuses: Iterable[ChapterStatus]) -> None:
     """Put prose-only-stale chapters into ``_build/<profile>/`` with their new markdown; ``_freeze/`` is untouched."""
     for st in statuses:
