@@ -39,7 +39,7 @@ def main() -> None:
     for name in SOURCES:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
-    effgen = [sys.executable, "-m", "effgen.cli"]
+    effgen = [sys.executable, "-m", "effgen"]
     try:
         run_s = timed([*effgen, "run", "--profile", args.profile], root)
         render_s = timed([*effgen, "render", "--profile", args.profile], root)

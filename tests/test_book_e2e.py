@@ -48,7 +48,7 @@ def smoke_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
     env = {"EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(root / "data"), "PATH": "/usr/bin:/bin",
            "HOME": str(Path.home())}
-    result = subprocess.run([sys.executable, "-m", "effgen.cli", "report", "--profile", "smoke"], cwd=root,
+    result = subprocess.run([sys.executable, "-m", "effgen", "report", "--profile", "smoke"], cwd=root,
                             env=env, capture_output=True, text=True, timeout=1500, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root

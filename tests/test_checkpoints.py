@@ -9,7 +9,7 @@ import torch
 
 from effgen.checkpoints import atomic_write
 from effgen.classifier import ClassifierConfig, load_classifier, train_classifier
-from effgen.cli import main
+from effgen.commands import main
 from effgen.errors import CheckpointError, EffgenError
 from effgen.gan import FCGenerator, Generator, load_generator, preset, save_generator, train_gan
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from effgen.cli import main
+from effgen.commands import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -96,6 +96,6 @@ def test_evaluate_reports_missing_inputs_clearly(trained, tmp_path: Path, capsys
 
 
 def test_entry_point_lists_the_commands() -> None:
-    result = subprocess.run([sys.executable, "-m", "effgen.cli", "evaluate", "classifier", "--help"],
+    result = subprocess.run([sys.executable, "-m", "effgen", "evaluate", "classifier", "--help"],
                             cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0 and "--checkpoint" in result.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from effgen.cli import main
+from effgen.commands import main
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from effgen.cli import main
+from effgen.commands import main
 from effgen.data import read_addnist_folder, write_addnist_folder
 from effgen.data.addnist_format import FILE_NAMES
 from effgen.errors import DataError

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from effgen.cli import main
+from effgen.commands import main
 from effgen.data import gan_dataset, images
 from effgen.data.idx import read_idx
 from effgen.data.image_sets import grey_to_rgb32

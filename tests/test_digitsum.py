@@ -28,7 +28,7 @@ from effgen.classifier.digitsum import (
     sum_log_probs,
 )
 from effgen.classifier.recipe import BACKGROUND, WeightEMA, augment_batch, lr_at
-from effgen.cli import main
+from effgen.commands import main
 from effgen.errors import ParamsError
 from effgen.tuning.classifier import config_tag
 

@@ -32,7 +32,7 @@ from effgen.book.freeze import (
     thaw,
 )
 from effgen.book.runner import plan
-from effgen.cli import main
+from effgen.commands import main
 from effgen.errors import CheckpointError, ParamsError
 
 PROFILE = "smoke"
@@ -560,7 +560,7 @@ def test_a_thawed_slim_classifier_checkpoint_is_reused_without_training(book: Pa
 
 def test_frozen_gan_runs_reload_without_training(book: Path, runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from effgen.gan import train_gan
-    from effgen.gan.train import _Trainer
+    from effgen.gan.trainer import Trainer as _Trainer
 
     config, images = tiny_gan("corrected")
     first = train_gan(config, images, runs / "corrected", show_progress=False, provenance={"dataset": "noise"})

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from effgen.cli import main
+from effgen.commands import main
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from effgen.budget import GAN_LIMITS, count_params
-from effgen.cli import main
+from effgen.commands import main
 from effgen.errors import CheckpointError, ParamsError
 from effgen.gan import (
     ADDITIONS,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from effgen.cli import main
+from effgen.commands import main
 from effgen.gan import (
     FCGenerator,
     Generator,

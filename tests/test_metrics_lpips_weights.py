@@ -18,7 +18,7 @@ import pytest
 import torch
 import torchvision
 
-from effgen.cli import main
+from effgen.commands import main
 from effgen.errors import WeightsError
 from effgen.metrics import lpips_weights as W
 from effgen.metrics import perceptual as P

@@ -13,7 +13,7 @@ from effgen.errors import ParamsError
 
 
 def effgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "effgen.cli", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "effgen", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=300)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 def test_cli_help_does_not_import_torch() -> None:
     """``effgen --help`` and every command's --help stay fast: torch is imported only by the work itself."""
     code = ("import sys, contextlib, io\n"
-            "from effgen.cli import build_parser\n"
+            "from effgen.commands import build_parser\n"
             "parser = build_parser()\n"
             "for argv in (['--help'], ['fid', '--help'], ['data', 'addnist', '--help'], ['train', 'gan', '--help']):\n"
             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"

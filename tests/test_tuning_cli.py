@@ -14,7 +14,7 @@ import yaml
 
 import effgen.data.addnist as addnist_module
 from effgen.classifier import ClassifierConfig
-from effgen.cli import main
+from effgen.commands import main
 from effgen.tuning import (
     TuningSettings,
     budget_sweep,
@@ -172,7 +172,7 @@ def test_two_shells_make_two_workers_of_one_study(tmp_path):
                        addnist_sizes=list(sizes), pruner="none")
     storage = str(tmp_path / "study.db")
     env = {**os.environ, "EFFGEN_PROGRESS": "0"}
-    command = [sys.executable, "-m", "effgen.cli", "tune", "--params", str(path), "--storage", storage,
+    command = [sys.executable, "-m", "effgen", "tune", "--params", str(path), "--storage", storage,
                "--device", "cpu", "--best", str(tmp_path / "best.yml")]
     shells = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True) for _ in range(2)]

@@ -27,7 +27,7 @@ else
   export PYTHONPATH="$PWD"
 fi
 export EFFGEN_ROOT="$PWD" EFFGEN_DATA="$WORK/data" EFFGEN_PROGRESS=0 PYTHONUNBUFFERED=1
-effgen() { "$PYTHON" -m effgen.cli "$@"; }
+effgen() { "$PYTHON" -m effgen "$@"; }
 { nvidia-smi --query-gpu=name,memory.total --format=csv 2>&1 || echo "no GPU"; nproc; "$PYTHON" -c \
   'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'; } > "$OUT/machine.txt"
 
@@ -48,7 +48,7 @@ YML
 (
   start=$(date +%s)
   rc=0
-  timeout "$STAGE_LIMIT_S" "$PYTHON" -m effgen.cli train gan --params "$WORK/gan.yml" --out "$WORK/gan" \
+  timeout "$STAGE_LIMIT_S" "$PYTHON" -m effgen train gan --params "$WORK/gan.yml" --out "$WORK/gan" \
     --device auto > "$OUT/gan-train.txt" 2>&1 || rc=$?
   echo "{\"gan_steps\": $GAN_STEPS, \"wall_s\": $(( $(date +%s) - start )), \"rc\": $rc}" > "$OUT/gan-timing.json"
 ) &
@@ -58,7 +58,7 @@ gan=$!
 start=$(date +%s)
 for seed in $CLS_SEEDS; do
   printf 'steps: %s\nseed: %s\n' "$CLS_STEPS" "$seed" > "$WORK/cls-$seed.yml"
-  timeout "$STAGE_LIMIT_S" "$PYTHON" -m effgen.cli train classifier --params "$WORK/cls-$seed.yml" \
+  timeout "$STAGE_LIMIT_S" "$PYTHON" -m effgen train classifier --params "$WORK/cls-$seed.yml" \
     --out "$WORK/cls-$seed" --addnist-source mnist-5k --device auto > "$WORK/cls-$seed.json" 2>&1 &
 done
 wait $(jobs -p | grep -v "^$gan$") || true
