@@ -201,7 +201,7 @@ def test_chapter_03_runs_then_resumes_its_study(smoke_book: Path, tmp_path: Path
     finished = finished_trials(run_dir)
     assert len(finished) == smoke["n_trials"]
     best_value = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{run_dir / 'optuna.db'}").best_value
-    assert metrics["headline"][0]["key"] == "tuned_val_acc"
+    assert metrics["headline"][0]["key"] == "tuned_test_acc"
     assert metrics["headline"][0]["value"] == pytest.approx(100 * best_value)
     assert metrics["provenance"]["profile"] == "smoke"
     assert load_best(run_dir / "best.yml").steps == smoke["steps"]

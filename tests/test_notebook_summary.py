@@ -78,18 +78,18 @@ def test_every_result_row_says_steps_data_and_seeds(project: Path) -> None:
     ])
     chapter = start_chapter("03-tuning", "smoke", 0, "cpu")
     chapter.write_metrics({}, data={"dataset": "AddNIST (official)"}, headline=[
-        headline("tuned_val_acc", 90.0, steps=10_000, seeds=1, note="best of 150 trials")])
+        headline("tuned_test_acc", 90.0, steps=10_000, seeds=1, note="best of 150 trials")])
     table = paper_vs_run(load_metrics("smoke")).set_index("Result")
     assert table.loc["Plain CNN test accuracy", "Notes"] == (
         "200 steps per run; mnist-5k, a stand-in for AddNIST (official); 2 seeds")
     assert table.loc["Swish beats ReLU and Softplus", "Notes"].endswith("; 2 seeds; paired t-tests")
-    assert table.loc["Best tuned setting, validation accuracy", "Notes"] == (
+    assert table.loc["Study's setting retrained at 10,000 steps, test accuracy", "Notes"] == (
         "10,000 steps per run; AddNIST (official); 1 seed; best of 150 trials")
     # A headline's own data wins over the chapter's (e.g. a result on other data than the chapter's).
     chapter.write_metrics({}, data=STAND_IN, headline=[
-        headline("tuned_val_acc", 90.0, steps=60, seeds=1, data={"dataset": "cifar10", "stand_in": True,
+        headline("tuned_test_acc", 90.0, steps=60, seeds=1, data={"dataset": "cifar10", "stand_in": True,
                                                                  "requested": "CIFAR-100"})])
-    note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["Best tuned setting, validation accuracy",
+    note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["Study's setting retrained at 10,000 steps, test accuracy",
                                                                          "Notes"]
     assert note == "60 steps per run; cifar10, a stand-in for CIFAR-100; 1 seed"
 
@@ -163,3 +163,16 @@ def test_markdown_table_separates_thousands_only_when_asked() -> None:
     frame = pd.DataFrame({"run": ["a"], "steps": [50_000], "loss": [1234.5]})
     assert "50000" in markdown_table(frame).data and "50,000" not in markdown_table(frame).data
     assert " 50,000 | 1,234.5 |" in markdown_table(frame, floatfmt=",.1f", intfmt=",").data
+
+
+def test_a_run_that_sees_more_images_than_the_paper_is_marked() -> None:
+    """Within 10,000 steps, but batch 122: about 1.9x the paper's images seen, so the row says so."""
+    from effgen.book.summary import more_images
+    from effgen.budget import CLASSIFIER_LIMITS, check_budget
+
+    wide = check_budget(86_692, 10_000, CLASSIFIER_LIMITS, batch_size=122)
+    assert not wide.over_budget and wide.more_images and wide.flag == "‡"
+    assert wide.images == 1_220_000 and wide.max_images == 640_000
+    paper = check_budget(86_692, 10_000, CLASSIFIER_LIMITS, batch_size=64)
+    assert paper.flag == "" and not more_images({"budget": paper.as_dict()})
+    assert more_images({"budget": wide.as_dict()})

@@ -60,6 +60,8 @@ def paper_vs_run(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
             ours = _format(entry.get("value"), number.unit, std)
             if over_budget(entry):
                 ours += " †"
+            elif more_images(entry):
+                ours += " ‡"
             note = run_note(number, entry, provenance)
         rows.append({"Result": number.label, "Paper": paper_text, "This run": ours,
                      "Chapter": chapter, "Notes": note})
@@ -70,6 +72,13 @@ def over_budget(entry: dict[str, Any]) -> bool:
     """The dagger: only the run's measured budget sets it, never a declared intention."""
     budget = entry.get("budget") or {}
     return bool(budget.get("over_budget"))
+
+
+def more_images(entry: dict[str, Any]) -> bool:
+    """The double dagger: within the step limit, but more images seen than the paper's steps x batch 64."""
+    budget = entry.get("budget") or {}
+    images, allowed = budget.get("images"), budget.get("max_images")
+    return images is not None and allowed is not None and images > allowed
 
 
 def run_note(number: PaperNumber, entry: dict[str, Any], provenance: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import yaml
 from torch import Tensor, nn
 
 from effgen.budget import CLASSIFIER_LIMITS, BudgetReport, check_budget, count_params
-from effgen.checkpoints import exclusive_run, read_checkpoint
+from effgen.checkpoints import exclusive_run, load_module_state, read_checkpoint
 from effgen.classifier.config import ClassifierConfig, build_model
 from effgen.classifier.recipe import WeightEMA, augment_batch, lr_at
 from effgen.data.batches import InMemoryBatches
@@ -166,7 +167,8 @@ def budget_of(config: ClassifierConfig) -> BudgetReport:
 
 
 def _check(model: nn.Module, config: ClassifierConfig) -> BudgetReport:
-    return check_budget(count_params(model), config.steps, CLASSIFIER_LIMITS, config.over_budget_reason)
+    return check_budget(count_params(model), config.steps, CLASSIFIER_LIMITS, config.over_budget_reason,
+                        batch_size=config.batch_size)
 
 
 def _train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, sampler: InMemoryBatches,
@@ -248,12 +250,18 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device,
     }
 
 
+class UnfinishedRunWarning(UserWarning):
+    """A classifier checkpoint was loaded before its run reached its configured steps."""
+
+
 def load_classifier(path: Path, device: torch.device | str = "cpu",
                     weights: str = "auto") -> tuple[nn.Module, ClassifierConfig]:
     """A trained classifier from ``checkpoint.pt`` (or a run folder holding one), in eval mode.
 
     ``weights``: ``"auto"`` the EMA weights when the run kept them (what it was evaluated with),
-    else the raw ones; ``"raw"`` or ``"ema"`` to choose.
+    else the raw ones; ``"raw"`` or ``"ema"`` to choose. Weights that do not fit the stored config,
+    or hold a NaN or infinity (a diverged run, a damaged file), are a one-line ``CheckpointError``;
+    a run stopped before its last step loads with an ``UnfinishedRunWarning``.
     """
     if weights not in ("auto", "raw", "ema"):
         raise ValueError(f"weights must be 'auto', 'raw' or 'ema', not {weights!r}")
@@ -264,17 +272,30 @@ def load_classifier(path: Path, device: torch.device | str = "cpu",
         raise EffgenError(f"{path}: no such checkpoint; train one with `effgen train classifier`")
     device = torch.device(device)
     payload = _load(path)
-    try:
-        config = ClassifierConfig.from_dict(payload["config"])
-        model = build_model(config)
-        if weights == "ema" and "ema" not in payload:
-            raise EffgenError(f"{path}: this run kept no EMA weights (ema_decay {config.ema_decay})")
-        use_ema = weights != "raw" and "ema" in payload
-        model.load_state_dict(payload["ema"]["model"] if use_ema else payload["model"])
-    except (KeyError, RuntimeError, ParamsError) as err:
-        raise EffgenError(f"{path}: not an effgen classifier checkpoint ({err})") from None
+    config = ClassifierConfig.from_dict(payload["config"], source=f"{path}: config")
+    if weights == "ema" and "ema" not in payload:
+        raise EffgenError(f"{path}: this run kept no EMA weights (ema_decay {config.ema_decay})")
+    use_ema = weights != "raw" and "ema" in payload
+    state = payload["ema"].get("model") if use_ema and isinstance(payload["ema"], dict) else payload["model"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: a damaged classifier checkpoint (its weights are not a state dict)")
+    model = build_model(config)
+    load_module_state(model, state, path, f"classifier config ({_describe(config)})")
+    if broken := _non_finite_tensors(state):
+        raise CheckpointError(f"{path}: {len(broken)} of {len(state)} weight tensors hold NaN or infinity "
+                              f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}): the run "
+                              "diverged or the file is damaged; it cannot be scored")
+    step = payload.get("step")
+    if isinstance(step, int) and step < config.steps:
+        warnings.warn(f"{path}: an unfinished run, stopped at step {step:,} of {config.steps:,}; its scores "
+                      "are not the run's", UnfinishedRunWarning, stacklevel=2)
     model.to(device=device, memory_format=memory_format(device)).eval()
     return model, config
+
+
+def _non_finite_tensors(state: dict[str, Any]) -> list[str]:
+    return [name for name, tensor in state.items()
+            if isinstance(tensor, Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
 
 def data_fingerprint(*tensors: Tensor) -> str:
