@@ -202,3 +202,29 @@ def _level(level: float, alpha: float | None) -> tuple[float, float]:
     if not 0.0 < alpha < 1.0:
         raise EffgenError(f"alpha {alpha} must lie strictly between 0 and 1")
     return level, alpha
+
+
+def leave_one_out(changes: Mapping[str, float], metric: str = "FID", lower_is_better: bool = True) -> str:
+    """One sentence on a leave-one-out ablation: ``changes[piece]`` is the metric without the piece minus
+    the metric with everything, so for a lower-is-better metric a positive change means the piece helped.
+
+    The sentence is built from the signs, so it cannot call a piece the costliest when every removal helped.
+    """
+    if not changes:
+        return ""
+    sign = 1.0 if lower_is_better else -1.0
+    helped = {piece: change for piece, change in changes.items() if sign * change > 0}
+    hurt = {piece: change for piece, change in changes.items() if sign * change < 0}
+    parts = []
+    if helped:
+        most = max(helped, key=lambda piece: sign * helped[piece])
+        parts.append(f"removing {most} worsens the {metric} most ({helped[most]:+.2f}), so it helps most")
+    if hurt:
+        most = min(hurt, key=lambda piece: sign * hurt[piece])
+        parts.append(f"removing {most} improves the {metric} most ({hurt[most]:+.2f}), so it hurts most")
+    total = len(changes)
+    tally = (f"{len(helped)} of the {total} removals make the {metric} worse and {len(hurt)} make it better"
+             + ("; every removal improves it, so the full recipe is the worst of the runs" if len(hurt) == total else
+                "; every removal worsens it, so each piece earns its place" if len(helped) == total else ""))
+    sentence = "; ".join(parts + [tally])
+    return sentence[0].upper() + sentence[1:] + "."

@@ -163,3 +163,18 @@ def test_prediction_interval_for_one_more_seed() -> None:
     assert abs(interval.low - (74.8 - half)) < 1e-6 and abs(interval.high - (74.8 + half)) < 1e-6
     assert (interval.place(90.0), interval.place(74.8), interval.place(60.0)) == ("above", "inside", "below")
     assert stats.prediction_interval([75.0]) is None  # one seed: no spread to predict from
+
+
+def test_a_leave_one_out_sentence_follows_the_signs() -> None:
+    # Every removal lowered the FID: no piece "costs the most", the full recipe is the worst run.
+    all_better = {"DiffAugment": -1.57, "spectral norm": -103.6, "EMA": -40.2}
+    text = stats.leave_one_out(all_better)
+    assert "costs" not in text and "helps most" not in text
+    assert text.startswith("Removing spectral norm improves the FID most (-103.60)")
+    assert "0 of the 3 removals make the FID worse and 3 make it better" in text
+    assert "the full recipe is the worst of the runs" in text
+    mixed = stats.leave_one_out({"EMA": 4.0, "TTUR": -2.0})
+    assert mixed.startswith("Removing EMA worsens the FID most (+4.00), so it helps most")
+    assert "removing TTUR improves the FID most (-2.00)" in mixed
+    accuracy = stats.leave_one_out({"SE": -3.0}, metric="accuracy", lower_is_better=False)
+    assert accuracy.startswith("Removing SE worsens the accuracy most (-3.00)")
