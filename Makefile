@@ -3,14 +3,16 @@
 # `make report` renders the committed, frozen paper book (_freeze/paper/) and executes only chapters
 # whose fingerprint changed; `make report PROFILE=quick` executes at small budgets.
 # ARGS passes options on, e.g. `make report ARGS=--execute-missing` or `make run ARGS="04 --force"`.
+# `make lab` opens the book in JupyterLab (LAB_ARGS passes options on, e.g. LAB_ARGS=--no-browser).
 PROFILE ?= paper
 ARGS ?=
+LAB_ARGS ?=
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: report run render status snapshot test bench lint venv clean
+.PHONY: report run render status snapshot lab test bench lint venv clean
 
 report: $(STAMP)
 	$(BIN)/effgen report --profile $(PROFILE) $(ARGS)
@@ -26,6 +28,12 @@ status: $(STAMP)
 
 snapshot: $(STAMP)
 	$(BIN)/effgen snapshot --profile $(PROFILE) $(ARGS)
+
+# The project's kernel, registered in the venv as "effgen"; the chapters name kernel python3, which
+# Jupyter started from the venv runs with the venv's Python too.
+lab: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name effgen --display-name "Python 3 (effgen)"
+	$(BIN)/jupyter lab $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder

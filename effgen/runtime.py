@@ -1,9 +1,9 @@
 """How a computation runs here: on which device and with which speed settings (channels_last on CPU,
 bf16 autocast on CUDA, freed host memory kept for reuse), seeded how, and showing its progress how.
 
-Progress bars suit both an interactive notebook and a batch run: ``tqdm.auto`` gives a widget in
-Jupyter and text elsewhere, and the runner sets ``EFFGEN_PROGRESS=0`` so that no bar ends up as
-stderr noise in the rendered book.
+Progress bars suit both an interactive notebook and a batch run: a widget in Jupyter, text lines
+under papermill, in CI and in a terminal, and nothing where the runner sets ``EFFGEN_PROGRESS=0``,
+so that no bar ends up as stderr noise in the rendered book.
 """
 from __future__ import annotations
 
@@ -129,15 +129,59 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
 T = TypeVar("T")
 
 
+# Papermill's injected cell starts with this comment (after any ``#|`` options the runner adds).
+PAPERMILL_HEADER = "# Parameters"
+TEXT_MININTERVAL = 10.0  # seconds between text updates: an executed notebook or a CI log keeps every one
+
+
 def progress_enabled() -> bool:
     return os.environ.get("EFFGEN_PROGRESS", "1") != "0"
 
 
+def parameters_injected() -> bool:
+    """True in a kernel whose notebook papermill parameterised: the runner's, or papermill by hand.
+
+    Papermill runs its injected cell through the kernel like any other, so the kernel's input
+    history holds it; nothing else tells a batch execution from a person's Run All in Jupyter
+    (both are nbclient driving an ipykernel). Outside IPython it is False.
+    """
+    shell = ipython_shell()
+    if shell is None:
+        return False
+    return any(_first_code_line(source).startswith(PAPERMILL_HEADER) for source in shell.user_ns.get("In", []))
+
+
+def ipython_shell() -> Any | None:
+    """The running IPython shell, without importing IPython into a process that has not."""
+    module = sys.modules.get("IPython")
+    return module.get_ipython() if module is not None else None
+
+
+def _first_code_line(source: str) -> str:
+    for line in source.splitlines():
+        if line.strip() and not line.lstrip().startswith("#|"):
+            return line.lstrip()
+    return ""
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
 def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> std.tqdm:
+    """A bar over ``iterable``: a widget in Jupyter, text under papermill, in CI and in a terminal.
+
+    Papermill and CI get text even in a kernel: their output is a saved notebook or a log, where a
+    widget is only its placeholder text. Text updates come at most every ``TEXT_MININTERVAL``
+    seconds there, so a long run does not fill the notebook or log with updates.
+    """
     if not progress_enabled():
         # tqdm.auto would still probe for ipywidgets and warn on stderr, which lands in the book.
         return std.tqdm(iterable, **{**kwargs, "disable": True})
+    kwargs.setdefault("dynamic_ncols", True)
+    if _in_ci() or parameters_injected():
+        kwargs.setdefault("mininterval", TEXT_MININTERVAL)
+        return std.tqdm(iterable, **kwargs)
     from tqdm.auto import tqdm
 
-    kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)

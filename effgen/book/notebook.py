@@ -3,11 +3,23 @@
 A chapter starts with ``chapter = start_chapter("02-classifier", profile, seed, device)`` and
 ends with ``chapter.write_metrics(...)``. Everything it shows comes out as Markdown so that
 tables and callouts survive both the HTML and the PDF.
+
+A chapter runs two ways. The runner (``effgen run``) executes it with papermill, injecting its
+profile's parameters, and freezes what it made. A person opens it in Jupyter, edits the
+parameters cell and runs it: ``start_chapter`` then prepares ``runs/<profile>/<chapter>/`` as the
+runner does (the frozen runs thawed into it), checks the parameters cell as strictly as the runner
+checks a params file, and says what it found before the chapter computes anything. The training
+code reuses every run whose key is unchanged and trains the others into ``runs/``; an interactive
+run only reads ``_freeze/``, and keeps its metrics out of the summary page's sight.
 """
 from __future__ import annotations
 
+import ast
+import csv
 import dataclasses
 import json
+import statistics
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +32,13 @@ from IPython.display import Markdown
 from effgen.book import paper
 from effgen.book.provenance import environment
 from effgen.budget import BudgetReport
-from effgen.errors import MissingArtifactError
-from effgen.paths import runs_dir
-from effgen.runtime import describe, pick_device
+from effgen.errors import EffgenError, MissingArtifactError, ParamsError
+from effgen.paths import PROFILES, project_root, runs_dir
+from effgen.runtime import describe, ipython_shell, parameters_injected, pick_device
+
+# runs/<profile>/.interactive/<chapter>/metrics.json: an interactive run's metrics. The summary page
+# reads runs/<profile>/*/metrics.json, and would publish an experiment's numbers as the chapter's.
+INTERACTIVE_DIR = ".interactive"
 
 
 @dataclass
@@ -33,6 +49,14 @@ class Chapter:
     device: torch.device
     run_dir: Path
     env: dict[str, str] = field(default_factory=environment)
+    interactive: bool = False  # run in Jupyter by a person, not executed by papermill
+
+    @property
+    def metrics_path(self) -> Path:
+        """Where ``write_metrics`` writes: the run folder, or out of the summary's sight when interactive."""
+        if self.interactive:
+            return self.run_dir.parent / INTERACTIVE_DIR / self.name / "metrics.json"
+        return self.run_dir / "metrics.json"
 
     def artifact(self, chapter: str, relative: str) -> Path:
         """An earlier chapter's output; fails with the chapter to run first when it is missing."""
@@ -88,7 +112,7 @@ class Chapter:
 
     def write_metrics(self, metrics: Mapping[str, Any], headline: list[dict[str, Any]] | None = None,
                       data: Mapping[str, Any] | None = None) -> None:
-        """Write ``metrics.json`` (in ``run_dir``); ``headline`` entries feed the summary table.
+        """Write ``metrics.json`` (at ``metrics_path``); ``headline`` entries feed the summary table.
 
         Returns nothing, so that a chapter's last line does not print a path into the book.
         """
@@ -101,7 +125,8 @@ class Chapter:
             "headline": headline or [],
             "metrics": dict(metrics),
         }
-        path = self.run_dir / "metrics.json"
+        path = self.metrics_path
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(payload, indent=2, default=_jsonable))
         tmp.replace(path)
@@ -120,9 +145,184 @@ def _jsonable(value: Any) -> Any:
 
 
 def start_chapter(name: str, profile: str, seed: int, device: str = "auto") -> Chapter:
+    """The chapter's run folder, device and provenance; run interactively, also what it will reuse.
+
+    Under papermill (the runner, or papermill by hand) it only makes the folder: the runner has
+    prepared it, and a frozen chapter's outputs must be the runner's alone. In Jupyter it checks the
+    parameters cell, prepares the folder as ``effgen run`` does and prints what it found, all
+    before the chapter loads data or trains; a wrong value stops it here, in one line.
+    """
+    shell = ipython_shell()
+    interactive = shell is not None and not parameters_injected()
+    report: list[str] = []
+    if interactive:
+        _show_effgen_errors_in_one_line(shell)
+        report = _prepare_interactive_run(name, profile, shell.user_ns)
     folder = runs_dir(profile, name)
     folder.mkdir(parents=True, exist_ok=True)
-    return Chapter(name=name, profile=profile, seed=seed, device=pick_device(device), run_dir=folder)
+    chapter = Chapter(name=name, profile=profile, seed=seed, device=pick_device(device), run_dir=folder,
+                      interactive=interactive)
+    if interactive:
+        report += [f"metrics go to {chapter.metrics_path.relative_to(project_root())}; the summary page "
+                   "keeps reading the runner's",
+                   "interrupted, a run resumes from its last checkpoint when the chapter runs again"]
+        print("\n".join(report), flush=True)
+    return chapter
+
+
+def _show_effgen_errors_in_one_line(shell: Any) -> None:
+    """Show an ``EffgenError`` as its one-line message, as the CLI does, not as a traceback.
+
+    Every ``EffgenError`` is a problem the user fixes from its message (effgen.errors); in a
+    notebook its traceback would bury that line under the library's frames.
+    """
+    def one_line(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+        # IPython's exception_only display adds a "use %tb" line and colours; this is the CLI's line.
+        shown = [f"{etype.__name__}: {value}"]
+        sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # %tb and %debug still work
+        shell._showtraceback(etype, value, shown)
+        return shown
+
+    shell.set_custom_exc((EffgenError,), one_line)
+
+
+def _prepare_interactive_run(name: str, profile: str, namespace: Mapping[str, Any]) -> list[str]:
+    """Check the parameters, prepare ``runs/<profile>/<name>/`` as ``effgen run`` does; the report's lines.
+
+    The freeze and the parameter checks are imported here, not at the top: the runner fingerprints a
+    chapter by the library modules its kernel loaded, and a batch run must not load these.
+    """
+    from effgen.book import freeze
+    from effgen.book.run_progress import chapter_runs, summarise
+
+    root = project_root()
+    if profile not in PROFILES and not (root / "params" / profile).is_dir():
+        raise ParamsError(f"the parameters cell: profile {profile!r} is not a profile of this book "
+                          f"({', '.join(PROFILES)})")
+    notebook = _notebook_of(root, name)
+    values = _checked_parameters(root / notebook, namespace)
+    lines = [f"{name}, run interactively at profile {profile!r}: runs in "
+             f"{runs_dir(profile, name).relative_to(root)}/ (_freeze/ is only read)"]
+    freeze.prepare_runs(root, profile, name, freeze.depends_on(root, notebook),
+                        log=lambda line: lines.append(line.strip()))
+    folder = freeze.runs_folder(root, profile, name)
+    runs = chapter_runs(folder)
+    on_hand = summarise(runs)
+    lines.append(f"runs on hand: {on_hand}; each is reused wherever the chapter asks for its key (configuration "
+                 "and data), an unfinished one resumes" if on_hand else "no runs on hand: every run the chapter asks for trains")
+    frozen = _executed_parameters(freeze.freeze_dir(root, profile, name) / freeze.NOTEBOOK_FILE)
+    changed = _changes(values, frozen or {})
+    if frozen is None:
+        lines.append(f"nothing of profile {profile!r} is frozen for this chapter")
+    elif changed:
+        lines.append("changed from the frozen execution: " + "; ".join(changed)
+                     + ". Runs whose configuration or data these change train; the rest are reused")
+    else:
+        lines.append("parameters: those of the frozen execution, so no run should train")
+    if dataset := _dataset_of(folder / "metrics.json"):
+        # Run keys hash the data too, and ``auto`` sources resolve per machine: say what reuse needs.
+        lines.append(f"the runner's last execution used {dataset}; on other data every run trains anew")
+    if (frozen is None or changed) and (cost := _training_cost(folder, [r.name for r in runs if r.finished])):
+        lines.append(f"a run to train takes about {cost} (the median finished run here, as its history records)")
+    return lines
+
+
+def _checked_parameters(notebook: Path, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters cell's values, each checked against its declaration as the runner checks a params file."""
+    from effgen.book.params import declared_parameters
+
+    declared = declared_parameters(notebook)
+    unset = [key for key in declared if key not in namespace]
+    if unset:
+        raise ParamsError(f"the parameters cell does not set {', '.join(unset)}: run it first (or Run All)")
+    for key, parameter in declared.items():
+        value = namespace[key]
+        if not parameter.accepts(value):
+            raise ParamsError(f"the parameters cell: {key} must be {parameter.describe_type}, "
+                              f"got {type(value).__name__} {value!r}")
+    return {key: namespace[key] for key in declared}
+
+
+def _notebook_of(root: Path, name: str) -> str:
+    """The chapter's notebook, relative to ``root``, as ``_quarto.yml`` lists it."""
+    from effgen.book.runner import book_notebooks
+
+    for notebook in book_notebooks(root):
+        if Path(notebook).stem == name:
+            return notebook
+    raise ParamsError(f"chapter {name!r} is not in {root / '_quarto.yml'}")
+
+
+def _executed_parameters(notebook: Path) -> dict[str, Any] | None:
+    """The parameter values a frozen notebook was executed with: its defaults, then papermill's values.
+
+    None when there is no frozen notebook.
+    """
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+    values: dict[str, Any] = {}
+    for cell in cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") == "code" and ("parameters" in tags or "injected-parameters" in tags):
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            try:
+                values.update(_literal_assignments(source))
+            except SyntaxError:
+                continue  # not a parameters cell this code can read: its values are unknown, not wrong
+    return values
+
+
+def _literal_assignments(source: str) -> dict[str, Any]:
+    """``name = literal`` and ``name: type = literal`` lines of a parameters cell; anything else is skipped."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            target, value = node.target.id, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        else:
+            continue
+        try:
+            found[target] = ast.literal_eval(value)
+        except ValueError:
+            continue
+    return found
+
+
+def _changes(values: Mapping[str, Any], frozen: Mapping[str, Any]) -> list[str]:
+    """``key = value (frozen: old)`` for each parameter that differs from the frozen execution."""
+    return [f"{key} = {value!r} (frozen: {frozen[key]!r})" if key in frozen else f"{key} = {value!r} (new)"
+            for key, value in values.items()
+            if key != "profile" and (key not in frozen or frozen[key] != value)]
+
+
+def _dataset_of(metrics: Path) -> str:
+    """The data a chapter's ``metrics.json`` names ("" when there is none to read)."""
+    try:
+        return str(json.loads(metrics.read_text(encoding="utf-8"))["provenance"]["data"]["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _training_cost(folder: Path, finished: list[str]) -> str:
+    """The median training time the finished runs' histories record ("" when none records one)."""
+    seconds = []
+    for name in finished:
+        history = folder / name / "history.csv"
+        if not history.is_file():
+            continue
+        with history.open(newline="") as rows:
+            times = [float(row["seconds"]) for row in csv.DictReader(rows) if row.get("seconds")]
+        if times:
+            seconds.append(sum(times))
+    if not seconds:
+        return ""
+    median = statistics.median(seconds)
+    if median < 90:
+        return f"{median:.0f} s"
+    return f"{median / 60:.0f} min" if median < 5400 else f"{median / 3600:.1f} h"
 
 
 def headline(key: str, value: float | str | None, *, std: float | None = None, n: int | None = None,
