@@ -25,23 +25,25 @@ from effgen.metrics.interpolate import (
     slerp,
 )
 from effgen.metrics.perceptual import (
-    Memorisation,
+    ORIGINAL_QUERIES,
+    Diversity,
+    Embedding,
+    Neighbours,
+    OriginalProtocol,
     backbone_available,
     backbone_file,
-    backbone_url,
-    inception_neighbours,
+    cached_embedding,
+    diversity,
     load_lpips,
-    lpips_matrix,
-    memorisation,
+    nearest,
     original_protocol,
-    pairwise_diversity,
 )
 
 __all__ = [
-    "FULL_RANK_MIN_N", "TTUR_MIN_N", "FidStats", "InceptionWeights", "Memorisation", "backbone_available",
-    "backbone_file", "backbone_url", "cached_stats", "checkpoint_output_range", "ensure_inception_weights", "fid_vs_n",
-    "find_cached_stats", "frechet_distance", "image_set_pixels", "image_set_stats",
-    "inception_features", "inception_neighbours", "interpolation_latents", "latent_pairs", "lerp",
-    "load_lpips", "lpips_matrix", "memorisation", "original_protocol", "pairwise_diversity", "quantise",
-    "render_latents", "sample_caveats", "slerp", "subsample", "subset_indices",
+    "FULL_RANK_MIN_N", "ORIGINAL_QUERIES", "TTUR_MIN_N", "Diversity", "Embedding", "FidStats", "InceptionWeights", "Neighbours",
+    "OriginalProtocol", "backbone_available", "backbone_file", "cached_embedding", "cached_stats",
+    "checkpoint_output_range", "diversity", "ensure_inception_weights", "fid_vs_n", "find_cached_stats",
+    "frechet_distance", "image_set_pixels", "image_set_stats", "inception_features", "interpolation_latents",
+    "latent_pairs", "lerp", "load_lpips", "nearest", "original_protocol", "quantise", "render_latents",
+    "sample_caveats", "slerp", "subsample", "subset_indices",
 ]
