@@ -1,9 +1,13 @@
-"""Reading checkpoints safely, writing any output file atomically, and one trainer per run folder.
+"""Reading checkpoints and YAML files safely, naming runs by content, writing any output file
+atomically, and one trainer per run folder.
 
 Every checkpoint is loaded onto the CPU, whatever device the run trains on. Two reasons:
 ``torch.Generator.set_state`` accepts only a CPU ``ByteTensor``, so RNG states mapped to CUDA
 break a resume; and ``load_state_dict`` copies each tensor to its parameter's device anyway.
 A file that cannot be read, or lacks what its kind needs, raises a one-line ``CheckpointError``.
+
+Run folders are named by :func:`config_key`, the one hash of a configuration that the classifier,
+the tuning study and the GAN share: a run is found again only if every caller hashes it the same way.
 """
 from __future__ import annotations
 
@@ -15,11 +19,11 @@ import os
 import pickle
 import shutil
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from effgen.errors import CheckpointError, EffgenError
+from effgen.errors import CheckpointError, EffgenError, ParamsError
 from effgen.paths import GZIP_SUFFIXES
 
 LOCK_FILE = ".lock"  # held (flock) by the process training in a run folder; never copied or frozen
@@ -64,6 +68,52 @@ def exclusive_run(folder: Path | None) -> Iterator[None]:
             folder.rmdir()
 
 
+def config_key(config: Mapping[str, Any], *salt: str) -> str:
+    """Eight hex digits naming a run: sha256 of ``config`` as sorted JSON, then ``salt`` (e.g. a data
+    fingerprint). Every run folder and run-store key is made here, so keys cannot drift apart.
+
+    ``default=str`` lets a config carry a value JSON lacks (a path); a plain JSON config hashes as
+    ``json.dumps(config, sort_keys=True)`` always did, which keeps the stored runs' keys.
+    """
+    text = json.dumps(config, sort_keys=True, default=str) + "".join(salt)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def read_yaml(path: Path, what: str = "YAML file", missing_ok: bool = False) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (an empty file is ``{}``); anything else is one ``ParamsError``.
+
+    ``what`` names the file in messages ("parameters file", "best setting"); with ``missing_ok`` an
+    absent file reads as ``{}``.
+    """
+    import yaml
+
+    path = Path(path)
+    if missing_ok and not path.exists():
+        return {}
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such {what}") from None
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot read this {what} ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not a text file ({err.reason} at byte {err.start})") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({_yaml_problem(err)})") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ParamsError(f"{path}: a {what} must be a mapping of keys to values, got {type(content).__name__}")
+    return content
+
+
+def _yaml_problem(err: Exception) -> str:
+    """PyYAML's message, which spans several lines with a caret drawing, as one line."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(problem)
+
+
 def read_checkpoint(path: Path, kind: str, required: Iterable[str] = ()) -> dict[str, Any]:
     """``torch.load(path)`` onto the CPU (weights only), checked to be a dict holding ``required``.
 
@@ -90,11 +140,36 @@ def read_checkpoint(path: Path, kind: str, required: Iterable[str] = ()) -> dict
 
 def load_module_state(module: Any, state: Any, path: Path, kind: str) -> None:
     """``module.load_state_dict(state)``, with a mismatch reported as a one-line ``CheckpointError``."""
+    if isinstance(state, Mapping) and (mismatch := state_mismatch(module.state_dict(), state)):
+        raise CheckpointError(f"{path}: does not fit this {kind} ({mismatch})")
     try:
         module.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as err:
         first = " ".join(str(err).split())[:160]
         raise CheckpointError(f"{path}: does not fit this {kind} ({type(err).__name__}: {first})") from None
+
+
+def state_mismatch(expected: Mapping[str, Any], saved: Mapping[str, Any], shown: int = 3) -> str:
+    """How ``saved`` weights differ from a module's ``expected`` state dict, in one line ("" if they fit).
+
+    ``load_state_dict`` lists every key and shape over many lines; this counts them and names the first few.
+    """
+    def names(keys: list[str]) -> str:
+        return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+    missing = [key for key in expected if key not in saved]
+    unexpected = [key for key in saved if key not in expected]
+    reshaped = [f"{key} {_shape(saved[key])} vs {_shape(expected[key])}" for key in expected
+                if key in saved and _shape(saved[key]) != _shape(expected[key])]
+    parts = [f"{len(missing)} missing: {names(missing)}" if missing else "",
+             f"{len(unexpected)} unexpected: {names(unexpected)}" if unexpected else "",
+             f"{len(reshaped)} of another shape (saved vs expected): {names(reshaped)}" if reshaped else ""]
+    return "; ".join(part for part in parts if part)
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    shape = getattr(value, "shape", None)
+    return tuple(shape) if shape is not None else None
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:

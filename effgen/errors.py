@@ -5,6 +5,12 @@ so a bad parameter, a missing dataset or a budget overrun never surfaces as a ba
 """
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 
 class EffgenError(Exception):
     """A problem the user can fix; ``str(err)`` is the one-line explanation."""
@@ -55,3 +61,43 @@ def one_line_validation_error(err: Exception, source: str) -> ParamsError:
         got = f" (got {item['input']!r})" if "input" in item and item.get("type") != "missing" else ""
         problems.append(f"{key}: {message[:1].lower() + message[1:]}{got}")
     return ParamsError(f"{source}: " + "; ".join(problems or [str(err).splitlines()[0]]))
+
+
+def one_line_config_errors(source: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator for a pydantic config dataclass: constructing it with a bad value raises the
+    one-line ``ParamsError`` (``SOURCE: key: problem (got X)``) instead of pydantic's multi-line dump.
+
+    Chapters build configs from their parameters directly (``ClassifierConfig(lr=lr)``), and the runner
+    prints an ``EffgenError`` from a notebook on one line; a bare ``ValidationError`` would not be.
+    ``from_dict`` methods use :func:`build_config` to name the file the values came from instead.
+    """
+    def decorate(cls: type[T]) -> type[T]:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            _validate_into(self, args, kwargs, source)
+
+        __init__.__doc__ = cls.__init__.__doc__
+        __init__.__signature__ = inspect.signature(cls.__init__)  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        return cls
+
+    return decorate
+
+
+def build_config(cls: type[T], values: Mapping[str, Any], source: str) -> T:
+    """``cls(**values)`` for a pydantic config dataclass, a bad value reported as one line naming ``source``."""
+    if not isinstance(values, Mapping):
+        raise ParamsError(f"{source}: must be a mapping of keys to values, got {type(values).__name__}")
+    instance = cls.__new__(cls)
+    _validate_into(instance, (), dict(values), source)
+    return instance
+
+
+def _validate_into(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], source: str) -> None:
+    # Imported here: this module is loaded by every command, most of which build no config.
+    from pydantic import ValidationError
+    from pydantic_core import ArgsKwargs
+
+    try:
+        type(instance).__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=instance)
+    except ValidationError as err:
+        raise one_line_validation_error(err, source) from None

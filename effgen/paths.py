@@ -7,9 +7,15 @@ The root is found by walking up from the working directory to the folder holding
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+from effgen.errors import ParamsError
+
 PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
+# A profile is a folder name under params/, runs/, _build/ and _freeze/: a name, never a path, so no
+# profile can put a run or a frozen chapter outside the checkout.
+PROFILE_NAME = re.compile(r"[a-z0-9-]+")
 FREEZE_DIR = "_freeze"  # _freeze/<profile>/<chapter>/: executed chapters kept, as Quarto's freeze does
 RUNS_MIRROR = "runs"  # _freeze/<profile>/<chapter>/runs/: the chapter's run folders, kept small
 GZIP_SUFFIXES = frozenset({".csv", ".json", ".npy"})  # files a mirror may store gzipped, as FILE.gz
@@ -32,10 +38,18 @@ def data_root() -> Path:
     return project_root() / "data"
 
 
+def check_profile(name: str) -> str:
+    """``name`` if it is a profile name (lower-case letters, digits and dashes); else a one-line ``ParamsError``."""
+    if not isinstance(name, str) or not PROFILE_NAME.fullmatch(name):
+        raise ParamsError(f"profile {name!r} is not a profile name: use lower-case letters, digits and dashes, "
+                          f"as the folders under params/ are named ({', '.join(PROFILES)})")
+    return name
+
+
 def runs_dir(profile: str, chapter: str | None = None) -> Path:
-    base = project_root() / "runs" / profile
+    base = project_root() / "runs" / check_profile(profile)
     return base / chapter if chapter else base
 
 
 def build_dir(profile: str) -> Path:
-    return project_root() / "_build" / profile
+    return project_root() / "_build" / check_profile(profile)

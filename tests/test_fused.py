@@ -1,4 +1,7 @@
-"""The C kernels (effgen.kernels.build): same numbers as PyTorch's kernels, and a clean fallback."""
+"""The C kernels (effgen.kernels.build): each kernel matches PyTorch's to float32 rounding, and the fallback is clean.
+
+How far a whole training run on PyTorch's kernels stands from one on these: test_faults.py.
+"""
 from __future__ import annotations
 
 import copy
@@ -14,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effgen.classifier import ClassifierConfig, train_classifier
 from effgen.classifier.layers import SqueezeExcite
 from effgen.classifier.models import PaperClassifier
 from effgen.kernels import build as cpu_kernels
@@ -161,29 +163,6 @@ def test_where_the_kernels_do_not_apply_the_modules_run_as_they_are() -> None:
         assert torch.equal(batch_norm_activation(inputs, norm, activation), expected)
     conv = nn.Conv2d(8, 8, 3, 1, 1, groups=8, bias=True)  # a bias: PyTorch's path
     assert torch.equal(depthwise_conv(x, conv), conv(x))
-
-
-@needs_compiler
-def test_training_gives_the_same_run_with_and_without_the_kernels() -> None:
-    """Same seed, same data: the paper model's history and accuracy agree to float noise."""
-    g = torch.Generator().manual_seed(0)
-    y = torch.randint(0, 20, (512,), generator=g)
-    x = 0.3 * torch.randn(512, 3, 28, 28, generator=g)
-    x[:, 0] += (y.float() / 19 * 3 - 1.5)[:, None, None]
-    train, valid = (x[:384], y[:384]), (x[384:], y[384:])
-    config = ClassifierConfig.from_dict({"steps": 30, "steps_per_epoch": 10, "batch_size": 32,
-                                         "eval_samples": 128})
-    fast = train_classifier(config, train, valid, CPU)
-    with cpu_kernels.disabled():
-        plain = train_classifier(config, train, valid, CPU)
-    columns = ["train_loss", "train_acc", "val_loss", "val_acc"]
-    assert fast.history["val_acc"].iloc[-1] > 0.1  # it learned something, so the comparison means something
-    torch.testing.assert_close(torch.tensor(fast.history[columns].to_numpy()),
-                               torch.tensor(plain.history[columns].to_numpy()), rtol=2e-3, atol=2e-3)
-    # Adam moves a weight by about lr a step however small its gradient, so rounding in a gradient
-    # near zero can move that one weight by ~lr: the weights agree to within two steps of lr.
-    for mine, theirs in zip(fast.model.state_dict().values(), plain.model.state_dict().values()):
-        torch.testing.assert_close(mine.float(), theirs.float(), rtol=0, atol=2 * config.lr)
 
 
 @needs_compiler

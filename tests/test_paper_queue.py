@@ -5,7 +5,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench" / "paper"))
 from work_queue import Job, run_queue
 
 

@@ -1,13 +1,8 @@
 """bench/roofline.py: the FLOP count and the rates the benches print."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from roofline import copy_gbps, dense_gflops, flops_of, rate_line
 
 

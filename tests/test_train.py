@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from effgen.classifier import (
     spread_text,
     train_classifier,
 )
+from effgen.classifier import config as config_module
+from effgen.classifier.config import build_model
 from effgen.errors import BudgetError, DataError, EffgenError, ParamsError
 
 CPU = torch.device("cpu")
@@ -62,25 +65,55 @@ def test_defaults_are_the_papers_tuned_run() -> None:
 
 
 def test_unknown_key_names_the_key_and_the_allowed_keys() -> None:
-    with pytest.raises(ParamsError, match=r"unknown classifier config key\(s\) \['learning_rate'\].*allowed.*'lr'"):
-        ClassifierConfig.from_dict({"learning_rate": 0.1})
+    with pytest.raises(ParamsError, match=r"^p.yml: unknown key\(s\) learning_rate \(allowed keys: model, .*lr, "):
+        ClassifierConfig.from_dict({"learning_rate": 0.1}, source="p.yml")
 
 
 @pytest.mark.parametrize("key, value", [("lr", "fast"), ("steps", 1.5), ("steps", True),
                                         ("extra_block", 1), ("eval_samples", "all")])
 def test_wrong_types_are_rejected_naming_the_key(key: str, value: object) -> None:
-    with pytest.raises(ParamsError, match=repr(key)):
+    with pytest.raises(ParamsError, match=rf"^classifier config: {key}: input should be .* \(got {value!r}\)$"):
         ClassifierConfig.from_dict({key: value})
 
 
 def test_ints_are_accepted_for_floats_and_values_are_checked() -> None:
     assert ClassifierConfig.from_dict({"weight_decay": 0}).weight_decay == 0.0
-    with pytest.raises(ParamsError, match="activation 'tanh'"):
+    assert isinstance(ClassifierConfig(lr=1).lr, float)  # so the run key hashes 1.0, as it always did
+    with pytest.raises(ParamsError, match=r"activation: input should be 'swish', 'relu' or 'softplus' \(got 'tanh'\)"):
         ClassifierConfig(activation="tanh")
-    with pytest.raises(ParamsError, match="extra_block"):
+    with pytest.raises(ParamsError, match="extra_block: applies to the 'paper' model only"):
         ClassifierConfig(model="baseline", extra_block=True)
-    with pytest.raises(ParamsError, match="steps 0"):
+    with pytest.raises(ParamsError, match=r"steps: input should be greater than or equal to 1 \(got 0\)"):
         ClassifierConfig(steps=0)
+
+
+@pytest.mark.parametrize("values, problem", [
+    ({"lr": float("nan")}, "lr: input should be a finite number (got nan)"),
+    ({"lr": float("inf")}, "lr: input should be a finite number (got inf)"),
+    ({"lr": 0.0}, "lr: input should be greater than 0 (got 0.0)"),
+    ({"lr": 2.0}, "lr: input should be less than or equal to 1 (got 2.0)"),
+    ({"weight_decay": float("nan")}, "weight_decay: input should be a finite number (got nan)"),
+    ({"weight_decay": -1e-5}, "weight_decay: input should be greater than or equal to 0 (got -1e-05)"),
+    ({"se_reduction": 3}, "se_reduction: must divide the SE channel counts 64, 128, 256 (got 3)"),
+    ({"se_reduction": 128}, "se_reduction: must divide the SE channel counts 64, 128, 256 (got 128)"),
+    ({"dropout": 1.0}, "dropout: input should be less than 1 (got 1.0)"),
+    ({"seed": -1}, "seed: input should be greater than or equal to 0 (got -1)"),
+])
+def test_bad_values_are_one_line_naming_the_file_and_key(values: dict, problem: str) -> None:
+    with pytest.raises(ParamsError) as err:
+        ClassifierConfig.from_dict(values, source="params/paper/02-classifier.yml")
+    assert str(err.value) == f"params/paper/02-classifier.yml: {problem}"
+
+
+def test_every_se_reduction_the_config_accepts_builds_the_model() -> None:
+    from effgen.classifier.layers import ACTIVATIONS, SqueezeExcite
+    from effgen.classifier.models import SE_CHANNELS
+
+    model = build_model(ClassifierConfig())
+    assert sorted({m.reduce.in_features for m in model.modules() if isinstance(m, SqueezeExcite)}) == list(SE_CHANNELS)
+    assert set(typing.get_args(config_module.Activation)) == set(ACTIVATIONS)
+    for reduction in (1, 2, 8, 64):
+        build_model(ClassifierConfig(se_reduction=reduction, extra_block=True, over_budget_reason="test"))
 
 
 # --- budget guard --------------------------------------------------------------------------------

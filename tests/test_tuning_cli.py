@@ -115,7 +115,7 @@ def test_bad_storage_and_over_budget_space_fail_before_any_data(tmp_path, no_dat
     assert "over the paper's budget" in capsys.readouterr().err
     assert main(["tune", "--params", str(params_file(tmp_path, fixed={"se_reduction": 3})),
                  "--storage", str(tmp_path / "s.db")]) == 2
-    assert "does not divide" in capsys.readouterr().err
+    assert "fixed: se_reduction: must divide the SE channel counts" in capsys.readouterr().err
     assert main(["tune", "--params", str(tmp_path / "missing.yml")]) == 2
 
 

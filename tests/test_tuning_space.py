@@ -121,12 +121,30 @@ def test_parse_space_rejects_what_cannot_be_tuned():
 
 
 def test_settings_reject_unknown_keys_and_wrong_types():
-    with pytest.raises(ParamsError, match=r"unknown tuning key\(s\) \['n_trails'\]"):
+    with pytest.raises(ParamsError, match=r"^tuning settings: unknown key\(s\) n_trails \(allowed keys: .*n_trials"):
         TuningSettings.from_dict({"n_trails": 3})
-    with pytest.raises(ParamsError, match="'steps' must be int"):
-        TuningSettings.from_dict({"steps": "many"})
-    with pytest.raises(ParamsError, match="both searched"):
+    with pytest.raises(ParamsError, match=r"^p.yml: steps: input should be a valid integer \(got 'many'\)$"):
+        TuningSettings.from_dict({"steps": "many"}, source="p.yml")
+    with pytest.raises(ParamsError, match="fixed: lr both searched"):
         TuningSettings.from_dict({"fixed": {"lr": 1e-3}})
+
+
+@pytest.mark.parametrize("values, problem", [
+    ({"n_trials": True}, "n_trials: input should be a valid integer"),
+    ({"top_fraction": float("nan")}, "top_fraction: input should be a finite number"),
+    ({"margin": float("inf")}, "margin: input should be a finite number"),
+    ({"min_keep": 0}, "min_keep: input should be greater than 0"),
+    ({"pruner": "hyperband"}, "pruner: input should be 'median' or 'none'"),
+    ({"addnist_sizes": [10, 10]}, "addnist_sizes: list should have at least 3 items"),
+    ({"addnist_sizes": [10, 0, 10]}, "addnist_sizes.1: input should be greater than 0"),
+    ({"grace_period": 30}, "grace_period: must be longer than heartbeat_interval"),
+    ({"fixed": {"steps": 3}}, "fixed: set steps at the top level"),
+    ({"space": {"lr": {"low": 1e-3, "high": float("nan"), "log": True}}}, "space: search space 'lr' needs finite"),
+])
+def test_settings_are_checked_one_line_each(values, problem):
+    with pytest.raises(ParamsError) as err:
+        TuningSettings.from_dict(values, source="params/quick/03-tuning.yml")
+    assert str(err.value).startswith(f"params/quick/03-tuning.yml: {problem}") and "\n" not in str(err.value)
     settings = TuningSettings.from_dict({"profile": "quick", "confirm_seeds": [0, 1], "n_trials": 5})
     assert settings.n_trials == 5  # chapter-only keys are accepted and ignored
     assert "n_trials" not in settings.study_config() and "storage" not in settings.study_config()

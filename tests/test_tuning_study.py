@@ -170,7 +170,6 @@ def test_a_trial_orphaned_before_it_began_is_failed(tmp_path):
 
 WORKER = textwrap.dedent("""
     import math, sys, time
-    sys.path.insert(0, {tests!r})
     from test_tuning_study import score, settings, study_for
     from effgen.tuning import run_worker
 
@@ -189,8 +188,9 @@ WORKER = textwrap.dedent("""
 
 def spawn(tmp_path: Path, storage: str, n_trials: int, pause: float) -> subprocess.Popen:
     script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(tests=str(ROOT / "tests")))
-    env = {**os.environ, "EFFGEN_PROGRESS": "0"}
+    script.write_text(WORKER)
+    path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "EFFGEN_PROGRESS": "0", "PYTHONPATH": path}
     return subprocess.Popen([sys.executable, str(script), storage, str(n_trials), str(pause)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -236,6 +236,6 @@ def test_two_worker_processes_share_one_study(tmp_path, kind):
         finish(proc)
     study = study_for(settings(), storage)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
-    assert target <= len(finished) <= target + 1  # each worker checks the total before a trial
+    assert len(finished) == target  # a total, however many workers share it
     assert len({t.user_attrs["worker"] for t in finished}) == 2
     assert len({t.number for t in finished}) == len(finished)

@@ -6,13 +6,14 @@ YAML files are checked against it before any chapter executes (DESIGN.md, Parame
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import nbformat
-import yaml
 
+from effgen.checkpoints import read_yaml
 from effgen.errors import ParamsError
 
 # Which Python values each annotation accepts. bool is excluded from int/float on purpose:
@@ -109,15 +110,8 @@ def declared_parameters(notebook_path: Path) -> dict[str, Parameter]:
 
 
 def load_params_file(path: Path) -> dict[str, Any]:
-    try:
-        content = yaml.safe_load(path.read_text()) if path.exists() else {}
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if content is None:
-        return {}
-    if not isinstance(content, dict):
-        raise ParamsError(f"{path}: must be a mapping of parameter names to values, got {type(content).__name__}")
-    return content
+    """The parameters file's mapping; an absent or empty file sets nothing."""
+    return read_yaml(path, "parameters file", missing_ok=True)
 
 
 def validate(values: Mapping[str, Any], declared: Mapping[str, Parameter], source: Path | str,
@@ -134,4 +128,21 @@ def validate(values: Mapping[str, Any], declared: Mapping[str, Parameter], sourc
         if not parameter.accepts(value):
             raise ParamsError(f"{source}: key {key!r} must be {parameter.describe_type}, "
                               f"got {type(value).__name__} {value!r} (allowed keys: {allowed})")
+        if (bad := _non_finite(value, key)) is not None:
+            raise ParamsError(f"{source}: {bad[0]}: must be a finite number (got {bad[1]!r})")
     return dict(values)
+
+
+def _non_finite(value: Any, where: str) -> tuple[str, float] | None:
+    """Where in ``value`` (a scalar, or lists and mappings of them) a NaN or infinity sits, and which.
+
+    YAML spells them ``.nan`` and ``.inf``; no chapter means either, and torch would take them as
+    a learning rate or a weight decay and train on garbage, or fail deep inside a step.
+    """
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, value)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for index, item in items:
+        if (found := _non_finite(item, f"{where}.{index}")) is not None:
+            return found
+    return None

@@ -19,6 +19,7 @@ from effgen.classifier.loop import (
     CHECKPOINT_FILE,
     HISTORY_COLUMNS,
     TrainResult,
+    UnfinishedRunWarning,
     budget_of,
     data_fingerprint,
     evaluate,
@@ -28,7 +29,7 @@ from effgen.classifier.loop import (
 
 __all__ = [
     "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "ClassifierConfig", "ClassifierRun", "LrPick", "TrainResult",
-    "budget_of", "build_model", "claim_verdict", "combine_verdicts", "confusion", "data_fingerprint",
+    "UnfinishedRunWarning", "budget_of", "build_model", "claim_verdict", "combine_verdicts", "confusion", "data_fingerprint",
     "evaluate", "histories", "load_classifier", "pick_lr", "run_classifier", "run_folder", "run_key", "run_seeds", "seed_summary",
     "spread_text", "train_classifier",
 ]

@@ -6,7 +6,6 @@ Re-running a chapter therefore reuses every finished run and touches the test sp
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from effgen import stats
 from effgen.budget import BudgetReport
+from effgen.checkpoints import config_key
 from effgen.classifier.config import ClassifierConfig
 from effgen.classifier.loop import TrainResult, data_fingerprint, evaluate, train_classifier
 from effgen.classifier.twins import adopt_twin
@@ -153,8 +153,7 @@ def pick_lr(config: ClassifierConfig, factors: Iterable[float], seeds: Iterable[
 
 def run_key(config: ClassifierConfig, data: Splits) -> str:
     """Eight hex digits identifying (configuration, training and validation data)."""
-    text = json.dumps(config.to_dict(), sort_keys=True) + data_fingerprint(*data.train, *data.valid)
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    return config_key(config.to_dict(), data_fingerprint(*data.train, *data.valid))
 
 
 def seed_summary(runs: list[ClassifierRun]) -> dict[str, Any]:

@@ -20,6 +20,9 @@ from effgen.classifier.layers import ConvNormActivation, InvertedResidual, make_
 
 NUM_CLASSES = 20
 IN_CHANNELS = 3
+# The IR blocks' hidden widths (input width x expansion), which their SE layers divide by the SE
+# reduction; the config checks the reduction against them before a model is built.
+SE_CHANNELS: tuple[int, ...] = (16 * 4, 32 * 4, 32 * 8)
 
 
 class PaperClassifier(nn.Module):

@@ -6,17 +6,19 @@ Chapters are frozen (``effgen.book.freeze``): ``run`` executes only chapters who
 from __future__ import annotations
 
 import argparse
+import errno
 import time
+from pathlib import Path
 
-from effgen.errors import ParamsError
-from effgen.paths import PROFILES, project_root
+from effgen.errors import EffgenError, ParamsError
+from effgen.paths import PROFILES, check_profile, project_root
 
 FORMATS = ("html", "pdf")
 
 
 def _add_profile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick",
-                        help=f"parameter set under params/ ({', '.join(PROFILES)}; default: quick)")
+                        help=f"parameter set: a folder name under params/ ({', '.join(PROFILES)}; default: quick)")
 
 
 def _add_freeze_options(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     from effgen.book.freeze import FreezeDamaged, format_status, run_book, status
     from effgen.book.runner import plan
 
+    check_profile(args.profile)
     root = project_root()
     if args.status:
         plan(root, args.profile, args.chapters)  # the same checks as a run: unknown profile, bad params
@@ -50,8 +53,27 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
+    check_profile(args.profile)
+    root = project_root()
+    formats = _formats(args.to)
+    try:
+        return _render_into(root, args.profile, formats, args.engine)
+    except OSError as err:
+        raise _unwritable(err, args.profile) from None
+
+
+def _unwritable(err: OSError, profile: str) -> EffgenError:
+    """An OS error while rendering as one line: which file, what went wrong, and the likely why."""
+    where = f" {err.filename}:" if err.filename else ""
+    hint = (f"; the book is rendered into {Path('_build') / profile}/, so the checkout must be writable"
+            if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else "")
+    return EffgenError(f"render failed:{where} {err.strerror or err}{hint}")
+
+
+def _render_into(root: Path, profile: str, formats: list[str], engine: str) -> int:
     from effgen.book.freeze import (
         PROSE,
+        mark_stale_in_build,
         place_frozen_notebooks,
         place_new_prose,
         refuse_damaged,
@@ -59,22 +81,21 @@ def _render(args: argparse.Namespace) -> int:
     )
     from effgen.book.render import render_book
 
-    root = project_root()
-    formats = _formats(args.to)
-    build = root / "_build" / args.profile
+    build = root / "_build" / profile
     start = time.perf_counter()
-    statuses = status(root, args.profile)
+    statuses = status(root, profile)
     refuse_damaged(statuses)
-    placed = place_frozen_notebooks(root, args.profile)
+    placed = place_frozen_notebooks(root, profile)
     if placed:
         # New prose renders at once, between the frozen outputs; `effgen run` or `report` re-freezes it.
-        place_new_prose(root, args.profile, [s for s in statuses if s.reasons == [PROSE]])
+        place_new_prose(root, profile, [s for s in statuses if s.reasons == [PROSE]])
+        mark_stale_in_build(root, profile, statuses)
         stale = [s.name + (" (prose)" if s.reasons == [PROSE] else "") for s in statuses if s.state == "stale"]
         missing = [s.name for s in statuses if s.state == "missing"]
-        print(f"rendering {len(placed)} frozen chapter(s) of profile {args.profile}"
+        print(f"rendering {len(placed)} frozen chapter(s) of profile {profile}"
               + (f"; stale: {', '.join(stale)}" if stale else "")
               + (f"; not frozen: {', '.join(missing)}" if missing else ""))
-    outputs = render_book(root, executed_dir=build, out_dir=build / "book", formats=formats, engine=args.engine)
+    outputs = render_book(root, executed_dir=build, out_dir=build / "book", formats=formats, engine=engine)
     for fmt, path in outputs.items():
         print(f"{fmt}: {path.relative_to(root) if path.is_relative_to(root) else path}")
     print(f"rendered in {time.perf_counter() - start:.1f} s")
@@ -82,11 +103,18 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from effgen.book.freeze import run_book
+    from effgen.book.freeze import COMMITTED_PROFILES, run_book
 
+    check_profile(args.profile)
     root = project_root()
     _formats(args.to)
-    run_book(root, args.profile, (), force=args.force, execute_missing=args.execute_missing)
+    if args.profile in COMMITTED_PROFILES and not (args.force or args.execute_missing or args.execute_stale):
+        # The published book: a reader's `make report` renders it and never starts hours of training.
+        print(f"profile {args.profile}: rendering the frozen book; nothing is executed (stale chapters show their "
+              f"frozen execution, marked as such; --execute-stale or `effgen run --profile {args.profile}` "
+              "recomputes them)")
+    else:
+        run_book(root, args.profile, (), force=args.force, execute_missing=args.execute_missing)
     return _render(args)
 
 
@@ -94,6 +122,7 @@ def _snapshot(args: argparse.Namespace) -> int:
     from effgen.book.freeze import snapshot
     from effgen.book.runner import plan
 
+    check_profile(args.profile)
     root = project_root()
     plan(root, args.profile, args.chapters)
     snapshot(root, args.profile, args.chapters)
@@ -129,9 +158,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser(
         "report", help="run what is not frozen, then render the book",
         description="effgen run --profile P, then effgen render --profile P. Frozen chapters are not "
-                    "executed; for the paper profile, chapters never frozen need --execute-missing.")
+                    "executed. For the committed paper profile nothing is executed unless asked "
+                    "(--execute-stale, --execute-missing, --force): it renders the published book.")
     _add_profile(report)
     _add_freeze_options(report)
+    report.add_argument("--execute-stale", action="store_true",
+                        help="for the paper profile: also re-execute stale chapters (by default the committed "
+                             "book is rendered as frozen, and nothing is executed)")
     report.add_argument("--to", default="html,pdf", help="formats: html, pdf or html,pdf (default)")
     report.add_argument("--engine", choices=("auto", "quarto", "offline"), default="auto")
     report.set_defaults(func=_report)

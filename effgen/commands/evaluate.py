@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 from pathlib import Path
 
 SPLITS = ("train", "valid", "test")
@@ -10,12 +12,16 @@ SPLITS = ("train", "valid", "test")
 
 def _evaluate_classifier(args: argparse.Namespace) -> int:
     from effgen.budget import count_params
-    from effgen.classifier import evaluate, load_classifier
+    from effgen.classifier import UnfinishedRunWarning, evaluate, load_classifier
     from effgen.data import read_addnist_folder
     from effgen.runtime import pick_device
 
     device = pick_device(args.device)
-    model, _config = load_classifier(args.checkpoint, device)  # fails before the data is read
+    with warnings.catch_warnings(record=True) as caught:  # an unfinished run: said on one stderr line
+        warnings.simplefilter("always", UnfinishedRunWarning)
+        model, _config = load_classifier(args.checkpoint, device)  # fails before the data is read
+    for warning in caught:
+        print(f"effgen: warning: {warning.message}", file=sys.stderr)
     data = read_addnist_folder(args.data)
     x, y = data.split(args.split)
     scores = evaluate(model, x, y, device)

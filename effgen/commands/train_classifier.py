@@ -10,23 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-from effgen.errors import ParamsError
-
-
-def read_params_file(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise ParamsError(f"{path}: no such parameters file")
-    try:
-        params = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(params, dict):
-        raise ParamsError(f"{path}: expected a mapping of classifier config keys, got {type(params).__name__}")
-    return params
+from effgen.checkpoints import read_yaml
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -34,10 +19,7 @@ def _train(args: argparse.Namespace) -> int:
     from effgen.data import load_addnist, read_addnist_folder
     from effgen.runtime import describe, pick_device
 
-    try:
-        config = ClassifierConfig.from_dict(read_params_file(args.params))
-    except ParamsError as err:
-        raise ParamsError(f"{args.params}: {err}") from None
+    config = ClassifierConfig.from_dict(read_yaml(args.params, "parameters file"), source=str(args.params))
     budget_of(config)  # over the paper's limits: fail before the data is loaded
     device = pick_device(args.device)
     data = read_addnist_folder(args.data) if args.data else load_addnist(args.addnist_source)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from effgen.errors import ParamsError
-from effgen.paths import PROFILES, project_root, runs_dir
+from effgen.paths import PROFILES, check_profile, project_root, runs_dir
 
 CHAPTER_NOTEBOOK = Path("chapters") / "03-tuning.ipynb"
 
@@ -37,7 +37,7 @@ def read_tuning_params(path: Path) -> dict[str, Any]:
 
 def _profile_of(path: Path, explicit: str | None) -> str:
     if explicit:
-        return explicit
+        return check_profile(explicit)
     parent = path.resolve().parent.name
     return parent if parent in PROFILES else "quick"
 
@@ -54,6 +54,7 @@ def _tune(args: argparse.Namespace) -> int:
         pruning_savings,
         run_tuning,
     )
+    from effgen.tuning.storage import check_driver
 
     path = Path(args.params)
     profile = _profile_of(path, args.profile)
@@ -62,10 +63,11 @@ def _tune(args: argparse.Namespace) -> int:
                        ("study_name", args.study_name)):
         if value is not None:
             values[key] = value
-    settings = TuningSettings.from_dict(values)
+    settings = TuningSettings.from_dict(values, source=str(path))
     # Everything that can be wrong is checked before the data loads or a trial starts.
     spec = parse_storage(settings.storage, profile, settings.heartbeat_interval, settings.grace_period)
-    check_space_budget(settings)
+    check_driver(spec)
+    check_space_budget(settings, source=str(path))
     device = pick_device(settings.device)
 
     sizes = tuple(settings.addnist_sizes) if settings.addnist_sizes else None
@@ -110,8 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the file's storage, else runs/PROFILE/03-tuning/optuna.db)")
     parser.add_argument("--n-trials", type=int, metavar="N",
                         help="total finished trials the study should hold (not an increment)")
-    parser.add_argument("--profile", choices=PROFILES,
-                        help="profile for the default storage and best.yml (default: from the file's folder)")
+    parser.add_argument("--profile", help="profile for the default storage and best.yml, a folder name under "
+                                          "params/ (default: from the file's folder)")
     parser.add_argument("--study-name", metavar="NAME", help="default: effgen-03-tuning-PROFILE")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps ...")
     parser.add_argument("--best", metavar="FILE", help="where to write the best setting "

@@ -7,8 +7,6 @@ score is the final validation accuracy after ``steps`` optimisation steps (on th
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import yaml
 from torch import Tensor
 
 from effgen.budget import CLASSIFIER_LIMITS
+from effgen.checkpoints import atomic_write, config_key, read_yaml
 from effgen.classifier import ClassifierConfig, budget_of, train_classifier
 from effgen.errors import EffgenError, ParamsError
 from effgen.tuning.settings import TuningSettings
@@ -62,16 +61,19 @@ def classifier_trial(train: Split, valid: Split, base: ClassifierConfig, device:
     return run
 
 
-def check_space_budget(settings: TuningSettings) -> None:
+def check_space_budget(settings: TuningSettings, source: str = "tuning settings") -> None:
     """Fail before any compute if the trials would break the paper's limits or cannot be built.
 
-    No searchable parameter changes the parameter count, so the fixed settings decide it.
+    The fixed settings, and every corner of the search space on top of them, must make a valid
+    ``ClassifierConfig`` (a dropout bound of 1.5 fails here, not in the study's tenth trial). No
+    searchable parameter changes the parameter count, so the fixed settings decide the budget.
     """
-    base = ClassifierConfig.from_dict(settings.base_config())
-    try:
-        budget_of(base)
-    except ValueError as err:  # e.g. an SE reduction that does not divide the channel counts
-        raise ParamsError(f"tuning settings: the fixed classifier settings do not build a model: {err}") from None
+    base = ClassifierConfig.from_dict(settings.base_config(), source=f"{source}: fixed")
+    for name, bound in settings.search_space.items():
+        for end in (bound.low, bound.high):
+            value = int(end) if bound.integer else end
+            ClassifierConfig.from_dict({**base.to_dict(), name: value}, source=f"{source}: space")
+    budget_of(base)
 
 
 @dataclass
@@ -125,24 +127,16 @@ def export_best(study: optuna.Study, settings: TuningSettings, path: Path) -> Pa
         "steps": settings.steps,
         "classifier": best_config(study, settings).to_dict(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yml.tmp")
-    tmp.write_text(yaml.safe_dump(payload, sort_keys=False))
-    tmp.replace(path)
-    return path
+    text = yaml.safe_dump(payload, sort_keys=False)
+    return atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def load_best(path: Path) -> ClassifierConfig:
     """The classifier configuration in a ``best.yml`` written by :func:`export_best`."""
-    path = Path(path)
-    try:
-        payload = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ParamsError(f"{path}: cannot read the best setting: {err}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("classifier"), dict):
+    payload = read_yaml(Path(path), "best setting")
+    if not isinstance(payload.get("classifier"), dict):
         raise ParamsError(f"{path}: not a best.yml from effgen tune (no 'classifier' mapping)")
-    return ClassifierConfig.from_dict(payload["classifier"])
+    return ClassifierConfig.from_dict(payload["classifier"], source=f"{path}: classifier")
 
 
 def budget_sweep(base: ClassifierConfig, lrs: Sequence[float], budgets: Sequence[int], seeds: Sequence[int],
@@ -204,7 +198,7 @@ def confirm_top(study: optuna.Study, settings: TuningSettings, k: int, steps: in
 
 def config_tag(config: ClassifierConfig) -> str:
     """A short stable name for a configuration, so run folders of different settings never collide."""
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    return config_key(config.to_dict())
 
 
 def log_grid(low: float, high: float, points: int) -> list[float]:

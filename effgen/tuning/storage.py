@@ -11,8 +11,12 @@ Accepted forms:
 
 RDB storages get a heartbeat, so a trial whose worker was killed is marked FAIL once it has
 been silent for ``grace_period`` seconds (Optuna's own stale-trial check). A journal file
-has no heartbeat: a killed worker's trial stays RUNNING. Neither case loses a finished trial,
-and neither counts towards ``n_trials`` (only COMPLETE and PRUNED trials do).
+has no heartbeat: a killed worker's trial stays RUNNING until a worker on the same machine
+sees that its process is gone (``study.fail_dead_workers_trials``). Neither case loses a finished
+trial, and a failed trial never counts towards ``n_trials``.
+
+A URL whose database driver is not installed is refused before anything runs (:func:`check_driver`),
+naming the package to install.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy.engine
 import sqlalchemy.exc
 
 from effgen.errors import ParamsError
@@ -33,6 +38,13 @@ JOURNAL_SUFFIXES: tuple[str, ...] = (".log", ".jsonl", ".journal")
 SQLITE_TIMEOUT_S = 60  # concurrent SQLite writers wait this long for the file lock
 CONNECT_ATTEMPTS = 5
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.*)$", re.IGNORECASE)
+# The pip package behind each database driver module SQLAlchemy imports (its default drivers included:
+# psycopg for postgresql://, MySQLdb for mysql:// and mariadb://).
+DRIVER_PACKAGES: dict[str, str] = {
+    "psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pg8000": "pg8000", "asyncpg": "asyncpg",
+    "MySQLdb": "mysqlclient", "pymysql": "PyMySQL", "mysql": "mysql-connector-python", "mariadb": "mariadb",
+    "oracledb": "oracledb", "cx_Oracle": "cx_Oracle", "pyodbc": "pyodbc", "pymssql": "pymssql",
+}
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,23 @@ def parse_storage(storage: str, profile: str, heartbeat_interval: int = 30,
                       "postgresql://, mysql://, journal:///path, or a file path")
 
 
+def check_driver(spec: StorageSpec) -> None:
+    """Import the database driver an RDB storage URL needs, without connecting; a missing one is one
+    ``ParamsError`` line naming the package to install (Optuna would raise a bare ``ImportError``)."""
+    if spec.kind != "rdb":
+        return
+    try:
+        sqlalchemy.engine.make_url(spec.target).get_dialect().import_dbapi()
+    except ImportError as err:
+        module = (err.name or "").split(".")[0]
+        install = f"pip install {DRIVER_PACKAGES.get(module, module)}" if module else "install it"
+        raise ParamsError(f"storage {spec.describe()}: its database driver {module or '(unnamed)'} is not "
+                          f"installed; {install}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ParamsError(f"storage {spec.describe()}: {first}") from None
+
+
 def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     """Connect (creating the SQLite or journal file and its folder); errors become ParamsError."""
     if spec.kind == "journal":
@@ -90,6 +119,7 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
             return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
         except OSError as err:
             raise ParamsError(f"storage {spec.describe()}: cannot open: {err}") from None
+    check_driver(spec)
     engine_kwargs = {}
     if spec.target.lower().startswith("sqlite"):
         database = spec.target.split(":///", 1)[1] if ":///" in spec.target else ""
@@ -106,9 +136,6 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
                 return optuna.storages.RDBStorage(spec.target, engine_kwargs=engine_kwargs,
                                                   heartbeat_interval=spec.heartbeat_interval,
                                                   grace_period=spec.grace_period)
-        except ModuleNotFoundError as err:
-            raise ParamsError(f"storage {spec.describe()}: its database driver is not installed "
-                              f"({err.name}); pip install it, e.g. psycopg2-binary for PostgreSQL") from None
         except (sqlalchemy.exc.SQLAlchemyError, ValueError) as err:  # the user needs the first line only
             # Workers started together race to create the schema of a new database (IntegrityError,
             # "table already exists"); the loser finds it made on the next attempt.

@@ -16,19 +16,27 @@ Bookkeeping that lets a resumed or second worker agree on the state of the study
 
 A round ends once ``trials_per_round`` of its trials have finished (COMPLETE or PRUNED).
 Trials that were already running then stay in the round they started in, so with ``W``
-workers a round holds up to ``trials_per_round + W - 1`` trials. ``n_trials`` is the target
-number of COMPLETE + PRUNED trials in the whole study; FAIL and RUNNING trials (a killed
-worker's) do not count. Each worker re-checks the count before every trial, so ``W`` workers
-overshoot the target by at most ``W - 1`` trials.
+workers a round holds up to ``trials_per_round + W - 1`` trials.
+
+``n_trials`` is the total number of COMPLETE + PRUNED trials the study should end with, however
+many workers share it. A worker starts a trial only while finished plus running trials are fewer
+than ``n_trials``; two workers can still create trials at the same instant, so each trial also
+checks its place: one numbered after ``n_trials`` finished or running trials is closed as FAIL
+(:class:`SurplusTrial`) before it trains, and its worker stops. A killed worker's RUNNING trial
+would hold its place for ever, so it is failed first: by Optuna's heartbeat on RDB storages, and,
+for a worker on this machine, as soon as its process is gone (the journal file has no heartbeat).
+FAIL trials never count.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime
 import json
+import logging
 import math
 import os
 import socket
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +53,21 @@ from effgen.tuning.space import Bound, NarrowingRule, SearchSpace, narrow, space
 CONFIG_ATTR = "effgen_config"
 ROUND_ATTR = "round_{}"
 FINISHED: tuple[TrialState, ...] = (TrialState.COMPLETE, TrialState.PRUNED)
+CLAIMED: tuple[TrialState, ...] = (*FINISHED, TrialState.RUNNING)  # trials that hold a place in n_trials
 
 Reporter = Callable[[int, float], None]
 TrialFunction = Callable[[dict[str, Any], Reporter], float]
+
+
+class SurplusTrial(Exception):
+    """Raised in a trial created when the study already held ``n_trials`` finished or running ones."""
+
+
+class _HideSurplus(logging.Filter):
+    """Optuna logs every failed trial with its traceback; a surplus trial is bookkeeping, not a failure."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return SurplusTrial.__name__ not in record.getMessage()
 
 
 @contextlib.contextmanager
@@ -55,10 +75,15 @@ def quiet_optuna() -> Iterator[None]:
     """Optuna logs a line per trial and per study; the progress bar and the chapter say enough."""
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    handlers, hide = logging.getLogger("optuna").handlers, _HideSurplus()
+    for handler in handlers:
+        handler.addFilter(hide)
     try:
         yield
     finally:
         optuna.logging.set_verbosity(previous)
+        for handler in handlers:
+            handler.removeFilter(hide)
 
 
 @dataclass(frozen=True)
@@ -170,6 +195,12 @@ def count_finished(study: optuna.Study) -> int:
     return len(finished_trials(study))
 
 
+def count_claimed(study: optuna.Study, before: int | None = None) -> int:
+    """Finished and running trials, or only those numbered below ``before``: the places taken in ``n_trials``."""
+    trials = study.get_trials(deepcopy=False, states=CLAIMED)
+    return len(trials) if before is None else sum(t.number < before for t in trials)
+
+
 def stored_rounds(study: optuna.Study, plan: RoundPlan) -> list[Round]:
     attrs = study.user_attrs
     rounds = []
@@ -218,11 +249,19 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def make_objective(plan: RoundPlan, trial_function: TrialFunction) -> Callable[[optuna.Trial], float]:
-    """Wrap a trial function: pick the round, sample inside its bounds, report for pruning."""
+def make_objective(plan: RoundPlan, trial_function: TrialFunction,
+                   n_trials: int | None = None) -> Callable[[optuna.Trial], float]:
+    """Wrap a trial function: pick the round, sample inside its bounds, report for pruning.
+
+    With ``n_trials``, a trial that finds ``n_trials`` finished or running trials numbered before it
+    raises :class:`SurplusTrial` before it samples anything.
+    """
     me = worker_id()
 
     def objective(trial: optuna.Trial) -> float:
+        if n_trials is not None and (ahead := count_claimed(trial.study, before=trial.number)) >= n_trials:
+            raise SurplusTrial(f"trial {trial.number} came after {ahead} finished or running trials "
+                               f"(target {n_trials})")
         round_ = current_round(trial.study, plan)
         trial.set_user_attr("round", round_.index)
         trial.set_user_attr("worker", me)
@@ -261,10 +300,50 @@ def fail_orphaned_trials(study: optuna.Study, grace_period: float) -> list[int]:
     return failed
 
 
+def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
+    """Mark FAIL the RUNNING trials of workers on this machine whose process has ended.
+
+    Such a trial can never finish, yet it holds a place in ``n_trials``. RDB storages find it by
+    its heartbeat after the grace period; a journal file has no heartbeat, so the process table
+    is asked instead. Workers on other machines are left to the heartbeat.
+    """
+    host = socket.gethostname()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                failed.append(t.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker settled it first
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    """Fail trials whose worker has died (heartbeat or process table), so they free their places."""
+    with warnings.catch_warnings():  # Optuna flags its stale-trial check experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    fail_dead_workers_trials(study)
+
+
 def run_worker(study: optuna.Study, plan: RoundPlan, trial_function: TrialFunction, n_trials: int,
                max_consecutive_failures: int = 3, grace_period: float | None = None) -> WorkerReport:
-    """Run trials until the study holds ``n_trials`` finished trials; safe to kill at any point.
+    """Run trials until the study holds ``n_trials`` finished or running trials; safe to kill at any point.
 
+    Several workers on one storage together finish exactly ``n_trials`` (see the module docstring).
     An exception in the trial function marks that trial FAIL and propagates (bad settings
     should stop the run, not fill the study with failures). With ``grace_period`` set, trials
     orphaned by a killed worker are failed first (:func:`fail_orphaned_trials`).
@@ -273,16 +352,22 @@ def run_worker(study: optuna.Study, plan: RoundPlan, trial_function: TrialFuncti
         raise ParamsError(f"n_trials {n_trials} must be >= 0")
     if grace_period is not None:
         fail_orphaned_trials(study, grace_period)
-    objective = make_objective(plan, trial_function)
+    objective = make_objective(plan, trial_function, n_trials)
     ran = failures = 0
     mine: list[FrozenTrial] = []  # this worker's trials, as Optuna's callback hands them over
     bar = progress(total=n_trials, initial=min(count_finished(study), n_trials), desc="trials")
     with quiet_optuna(), bar:
-        while (done := count_finished(study)) < n_trials:
-            bar.n = done
+        while True:
+            _fail_stale(study)
+            if count_claimed(study) >= n_trials:
+                break
+            bar.n = count_finished(study)
             bar.refresh()
-            study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False,
-                           callbacks=[lambda _, trial: mine.append(trial)])
+            try:
+                study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False,
+                               callbacks=[lambda _, trial: mine.append(trial)])
+            except SurplusTrial:
+                break  # other workers hold the remaining places
             ran += 1
             last = mine[-1]
             failures = failures + 1 if last.state == TrialState.FAIL else 0
