@@ -12,11 +12,19 @@ Both loops share one process, so effgen's allocator setting (``keep_freed_memory
 plain loop too; it made no measurable difference to a GAN step, unlike the classifier's
 (``bench_classifier.py`` runs its loops apart for that reason).
 
+``--recipes`` times instead one training step of each recipe preset (``RECIPES``), with one
+thread and with all of the machine's, rounds alternating between recipes so that load from
+other processes hits all alike; it prints ms per step, each recipe's ratio to the corrected
+DCGAN's, the speed-up from more threads, and the cost of re-estimating an EMA generator's
+BatchNorm statistics (paid once per sample grid, not per step).
+
     .venv/bin/python bench/bench_gan.py --steps 20 --rounds 3
+    .venv/bin/python bench/bench_gan.py --recipes --steps 10 --rounds 3
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -27,8 +35,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from effgen.book.provenance import machine_summary
 from effgen.data import InMemoryBatches
-from effgen.gan import Discriminator, Generator, dcgan_init_, preset
-from effgen.gan.train import _Trainer
+from effgen.gan import (
+    Discriminator,
+    Generator,
+    check_gan_budget,
+    dcgan_init_,
+    preset,
+    recompute_batchnorm,
+)
+from effgen.gan.trainer import Trainer
 from effgen.runtime import describe
 
 
@@ -73,15 +88,60 @@ def timed(step, n: int) -> float:
     return (time.perf_counter() - start) / n * 1000
 
 
+RECIPES = ("corrected", "modern", "rebalanced", "sngan_small")
+
+
+def recipe_steps(images: torch.Tensor, steps: int, rounds: int) -> None:
+    """ms per training step of each recipe, one thread and all threads, side by side."""
+    all_threads = os.cpu_count() or 1  # not torch's default, which OMP_NUM_THREADS may have lowered
+    trainers = {name: Trainer(preset(name), images, torch.device("cpu")) for name in RECIPES}
+    counts = {name: check_gan_budget(preset(name)).params for name in RECIPES}
+    threads = sorted({1, all_threads})
+    median: dict[tuple[str, int], float] = {}
+    for n in threads:
+        torch.set_num_threads(n)
+        for trainer in trainers.values():
+            timed(trainer.step, 3)  # warm-up: allocation and kernel choice at this thread count
+        results: dict[str, list[float]] = {name: [] for name in RECIPES}
+        for _ in range(rounds):
+            for name, trainer in trainers.items():
+                results[name].append(timed(trainer.step, steps))
+        median.update({(name, n): statistics.median(v) for name, v in results.items()})
+    torch.set_num_threads(all_threads)
+    print(f"machine: {machine_summary()}; device {describe(torch.device('cpu'))}; "
+          f"median of {rounds} rounds of {steps} steps, batch 64")
+    columns = "".join(f" {f'{n} thr ms':>10} {'ratio':>6}" for n in threads)
+    speedup_column = f" {'speed-up':>8}" if len(threads) > 1 else ""
+    print(f"{'recipe':>12} {'G + D params':>12}{columns}{speedup_column}")
+    for name in RECIPES:
+        cells = "".join(f" {median[name, n]:10.1f} {median[name, n] / median['corrected', n]:5.2f}x"
+                        for n in threads)
+        speedup = (f" {median[name, 1] / median[name, threads[-1]]:7.2f}x"
+                   if len(threads) > 1 else "")
+        print(f"{name:>12} {counts[name]:12,}{cells}{speedup}")
+    for name, trainer in trainers.items():
+        if trainer.config.ema_bn_passes:
+            started = time.perf_counter()
+            recompute_batchnorm(trainer.ema.model, trainer.config.ema_bn_passes, 64, seed=0)
+            seconds = time.perf_counter() - started
+            print(f"{name}: re-estimating the EMA generator's BatchNorm "
+                  f"({trainer.config.ema_bn_passes} passes of 64) takes {seconds:.2f} s with "
+                  f"{all_threads} thread(s), once per sample grid")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--recipes", action="store_true", help="time each recipe's step instead")
     args = parser.parse_args()
     images = torch.rand(args.images, 3, 32, 32) * 2 - 1
-    ours = _Trainer(preset("corrected"), images, torch.device("cpu")).step
-    ours_bf16 = (_Trainer(preset("corrected", precision="bf16"), images, torch.device("cpu")).step
+    if args.recipes:
+        recipe_steps(images, args.steps, args.rounds)
+        return
+    ours = Trainer(preset("corrected"), images, torch.device("cpu")).step
+    ours_bf16 = (Trainer(preset("corrected", precision="bf16"), images, torch.device("cpu")).step
                  if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None)
     plain = plain_loop(images, 0)
     batcher = InMemoryBatches(images, batch_size=64, shuffle=True, seed=0)

@@ -36,7 +36,7 @@ from effgen.gan import (
     run_folder,
     train_gan,
 )
-from effgen.gan.train import GanConfig
+from effgen.gan.config import GanConfig
 from effgen.metrics import cached_stats, frechet_distance, image_set_stats
 from effgen.metrics.interpolate import checkpoint_output_range
 from effgen.paths import data_root

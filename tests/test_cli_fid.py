@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from effgen.cli import main
-from effgen.gan.models import Generator, save_generator
+from effgen.commands import main
+from effgen.gan import Generator, save_generator
 from effgen.metrics import inception_weights as iw
 from effgen.metrics.fid import FidStats, frechet_distance
 

@@ -16,7 +16,6 @@ import torch
 from conftest import write_notebook
 
 from effgen import checkpoints
-from effgen.book.freeze import fingerprints as _fingerprints  # noqa: F401  (freeze.fingerprints below)
 from effgen.book import freeze
 from effgen.book.freeze import (
     file_digest,
@@ -31,6 +30,7 @@ from effgen.book.freeze import (
     sync_mirror,
     thaw,
 )
+from effgen.book.freeze import fingerprints as _fingerprints  # noqa: F401  (freeze.fingerprints below)
 from effgen.book.runner import plan
 from effgen.commands import main
 from effgen.errors import CheckpointError, ParamsError

@@ -39,8 +39,9 @@ def test_train_gan_runs_and_resumes(tmp_path: Path, image_tree: Path, capsys: py
 
 
 @pytest.mark.parametrize("text, message", [
-    ("stepz: 3\n", "unknown GAN parameter(s): stepz"),
-    ("steps: many\n", "steps must be int"),
+    ("stepz: 3\n", "gan.yml: stepz: unknown key"),
+    ("steps: many\n", "gan.yml: steps: input should be a valid integer (got 'many')"),
+    ("g_lr: .nan\n", "gan.yml: g_lr: input should be a finite number"),
     ("steps: 60000\n", "over the paper's budget"),
     ("dataset: 3\n", "dataset must be str"),
     ("[1, 2]\n", "must hold a mapping"),

@@ -23,6 +23,7 @@ from effgen.gan import (
     ablation_folder,
     ablation_run_configs,
     check_gan_budget,
+    config_from_dict,
     diff_augment,
     generated_images,
     hinge_d_loss,
@@ -40,7 +41,8 @@ from effgen.gan import (
 from effgen.gan.ablation import addition_on
 from effgen.gan.diffaugment import parse_policy, rand_cutout, rand_translation
 from effgen.gan.ema import ModelEma, ema_decay_at
-from effgen.gan.train import _Trainer, build_models
+from effgen.gan.networks import build_models
+from effgen.gan.trainer import Trainer
 from effgen.metrics import inception_weights as iw
 
 
@@ -82,7 +84,7 @@ def test_modern_preset_is_every_addition() -> None:
     assert (modern.loss, modern.spectral_norm, modern.diffaugment, modern.lr_schedule) == (
         "hinge", True, "translation,cutout", "none")
     assert modern.d_lr > modern.g_lr and 0 < modern.ema_decay < 1
-    assert GanConfig.from_dict({"recipe": "modern", "architecture": "resnet"}).architecture == "resnet"
+    assert config_from_dict({"recipe": "modern", "architecture": "resnet"}).architecture == "resnet"
 
 
 def test_resnet_shapes() -> None:
@@ -94,7 +96,7 @@ def test_resnet_shapes() -> None:
 
 
 def test_spectral_norm_keys_buffers_and_frozen_generator_step() -> None:
-    trainer = _Trainer(tiny(), images(8), torch.device("cpu"))
+    trainer = Trainer(tiny(), images(8), torch.device("cpu"))
     d = trainer.discriminator
     keys = set(d.state_dict())
     assert {"net.0.parametrizations.weight.original", "net.0.parametrizations.weight.0._u",
@@ -368,8 +370,8 @@ def test_cli_trains_the_modern_recipe_and_scores_its_generator(tmp_path: Path, c
 def test_seconds_per_step_times_steady_steps_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     calls = []
-    original = _Trainer.step
-    monkeypatch.setattr(_Trainer, "step", lambda self: calls.append(1) or original(self))
+    original = Trainer.step
+    monkeypatch.setattr(Trainer, "step", lambda self: calls.append(1) or original(self))
     seconds = seconds_per_step(tiny(), images(8), steps=2, warmup=1)
     assert seconds > 0 and len(calls) == 3  # one untimed, two timed
     assert list(tmp_path.iterdir()) == []

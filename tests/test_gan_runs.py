@@ -3,14 +3,11 @@ run shared with the long modern run."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
+import gan_runs
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench" / "paper"))
-import gan_runs
 
 from effgen.gan import preset, run_folder, train_gan
 

@@ -22,7 +22,8 @@ def register(models: argparse._SubParsersAction) -> None:
     parser = models.add_parser(
         "gan", help="train the DCGAN (or a baseline, or the modern recipe) from a YAML parameters file",
         description="Train one GAN run; re-running the same command resumes it. The parameters file "
-                    "holds effgen.gan.GanConfig keys (recipe: faithful | corrected | fc_gan | wgan_gp | modern, "
+                    "holds effgen.gan.GanConfig keys (recipe: faithful | corrected | fc_gan | "
+                    "wgan_gp | modern | rebalanced | sngan_small, "
                     "steps, g_lr, architecture, ...) and optionally dataset and allow_stand_in.")
     parser.add_argument("--params", type=Path, required=True, help="YAML file of GAN settings")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, history, samples")
@@ -52,11 +53,11 @@ def read_params(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     from effgen.data import gan_dataset
-    from effgen.gan.train import GanConfig, check_gan_budget, train_gan
+    from effgen.gan import check_gan_budget, config_from_dict, train_gan
     from effgen.runtime import pick_device
 
     settings, data = read_params(args.params)
-    config = GanConfig.from_dict(settings)
+    config = config_from_dict(settings, source=str(args.params))
     budget = check_gan_budget(config)  # before the data loads
     device = pick_device(args.device)
     dataset = gan_dataset(data["dataset"], "train", allow_stand_in=data["allow_stand_in"])

@@ -1,4 +1,4 @@
-"""The paper's DCGAN: models, the faithful and corrected training recipes, the dismissed baselines, and a modern recipe."""
+"""The paper's DCGAN: models, faithful and corrected recipes, dismissed baselines, newer recipes."""
 from effgen.gan.ablation import (
     ADDITIONS,
     ablation_folder,
@@ -8,46 +8,41 @@ from effgen.gan.ablation import (
     modern_run_config,
 )
 from effgen.gan.baselines import FCDiscriminator, FCGenerator, LayerNormCritic
+from effgen.gan.config import GanConfig, run_folder, settings_key
+from effgen.gan.diagnostics import DIAGNOSTIC_COLUMNS
 from effgen.gan.diffaugment import diff_augment
-from effgen.gan.ema import ModelEma
+from effgen.gan.ema import ModelEma, recompute_batchnorm
+from effgen.gan.generator_files import generator_extra, load_generator, save_generator
+from effgen.gan.loop import GanRun, seconds_per_step, train_gan
 from effgen.gan.losses import hinge_d_loss, hinge_g_loss
 from effgen.gan.models import (
     Discriminator,
     Generator,
+    RebalancedGenerator,
     dcgan_init_,
-    generator_extra,
     layer_table,
-    load_generator,
-    save_generator,
 )
+from effgen.gan.networks import build_models, check_gan_budget
+from effgen.gan.presets import PRESETS, config_from_dict, preset
 from effgen.gan.resnet import ResNetDiscriminator, ResNetGenerator
+from effgen.gan.run_files import image_grid
 from effgen.gan.sampling import (
     GENERATOR_LABELS,
     Sampling,
+    generated_images,
     generator_key,
     sample_saved_generator,
     sampling_for,
     saved_generators,
-)
-from effgen.gan.spectral import spectral_norm_
-from effgen.gan.train import (
-    PRESETS,
-    GanConfig,
-    GanRun,
-    check_gan_budget,
-    generated_images,
-    image_grid,
-    lr_at,
-    lr_decays,
-    preset,
-    run_folder,
-    seconds_per_step,
     to_unit_range,
-    train_gan,
 )
+from effgen.gan.schedules import lr_at, lr_decays
+from effgen.gan.sngan import StandardCnnDiscriminator
+from effgen.gan.spectral import spectral_norm_
 
 __all__ = [
     "ADDITIONS",
+    "DIAGNOSTIC_COLUMNS",
     "GENERATOR_LABELS",
     "PRESETS",
     "Discriminator",
@@ -58,12 +53,16 @@ __all__ = [
     "Generator",
     "LayerNormCritic",
     "ModelEma",
+    "RebalancedGenerator",
     "ResNetDiscriminator",
     "ResNetGenerator",
     "Sampling",
+    "StandardCnnDiscriminator",
     "ablation_folder",
     "ablation_run_configs",
+    "build_models",
     "check_gan_budget",
+    "config_from_dict",
     "dcgan_init_",
     "diff_augment",
     "generated_images",
@@ -80,12 +79,14 @@ __all__ = [
     "modern_ablation",
     "modern_run_config",
     "preset",
+    "recompute_batchnorm",
     "run_folder",
     "sample_saved_generator",
     "sampling_for",
     "save_generator",
     "saved_generators",
     "seconds_per_step",
+    "settings_key",
     "spectral_norm_",
     "to_unit_range",
     "train_gan",

@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 
 from effgen.errors import ParamsError
-from effgen.gan.train import GanConfig, preset
+from effgen.gan.config import GanConfig
+from effgen.gan.presets import preset
 
 ADDITIONS = ("hinge", "spectral_norm", "ttur", "diffaugment", "ema")
 DIRECTIONS = ("remove", "add")

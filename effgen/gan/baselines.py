@@ -6,7 +6,7 @@
   sample and batch statistics would couple the samples. It keeps the DCGAN generator, so
   G + critic has exactly the DCGAN's 967,072 parameters.
 
-Both fit the paper's < 1,000,000-parameter budget; the training loop in ``effgen.gan.train``
+Both fit the paper's < 1,000,000-parameter budget; the training loop in ``effgen.gan.loop``
 runs them through the same data, logging and checkpointing as the DCGAN recipes.
 """
 from __future__ import annotations

@@ -1,19 +1,23 @@
-"""Generator and discriminator exactly as the authors built them (SPEC §3): 303,776 + 663,296 params.
+"""The DCGAN family: the authors' generator and discriminator (SPEC §3), and a rebalanced G.
 
-No layer has a bias: every convolution is followed by BatchNorm, or is the output layer,
-and the original left biases off throughout. The discriminator returns *logits*; the
-faithful recipe applies the original's sigmoid + BCE, the corrected one a stable logits loss.
+The paper's pair has 303,776 + 663,296 params. No layer has a bias: every convolution is
+followed by BatchNorm, or is the output layer, and the original left biases off throughout.
+The discriminator returns *logits*; the faithful recipe applies the original's sigmoid + BCE,
+the corrected one a stable logits loss.
+
+FID measures G alone, yet the paper's budget gives G under a third of its parameters. The
+``RebalancedGenerator`` moves parameters from D to G inside the same budget: a 160-channel 4x4
+stem, one more up-sampling stage so that the last transposed convolution is not the RGB
+layer, and a 3x3 convolution to RGB that smooths the checkerboard a stride-2 output layer
+leaves. Beside the paper's D at widths 48/96/192 (``Discriminator((48, 96, 192))``) the pair
+has 601,603 + 374,592 params.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-
-from effgen.checkpoints import atomic_write, load_module_state, read_checkpoint
-from effgen.errors import CheckpointError, ParamsError
 
 LATENT_DIM = 100
 
@@ -21,7 +25,8 @@ LATENT_DIM = 100
 class Generator(nn.Module):
     """z (N, 100, 1, 1) -> image (N, 3, 32, 32) in [-1, 1]."""
 
-    def __init__(self, latent_dim: int = LATENT_DIM, widths: tuple[int, int, int] = (96, 64, 48)) -> None:
+    def __init__(self, latent_dim: int = LATENT_DIM,
+                 widths: tuple[int, int, int] = (96, 64, 48)) -> None:
         super().__init__()
         w1, w2, w3 = widths
         self.latent_dim = latent_dim
@@ -49,6 +54,39 @@ class Generator(nn.Module):
                       device: torch.device | str = "cpu") -> torch.Tensor:
         z = torch.randn(n, self.latent_dim, 1, 1, generator=generator)
         return z.to(device)
+
+
+class RebalancedGenerator(nn.Module):
+    """z (N, 100, 1, 1) -> image (N, 3, 32, 32) in [-1, 1]: wide stem, four stages, 3x3 to RGB."""
+
+    def __init__(self, latent_dim: int = LATENT_DIM,
+                 widths: tuple[int, int, int, int] = (160, 96, 48, 32)) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.latent_dim = latent_dim
+        self.widths = widths
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim, w1, 4, 1, 0, bias=False),  # (N, 160, 4, 4)
+            nn.BatchNorm2d(w1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w1, w2, 4, 2, 1, bias=False),  # (N, 96, 8, 8)
+            nn.BatchNorm2d(w2),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w2, w3, 4, 2, 1, bias=False),  # (N, 48, 16, 16)
+            nn.BatchNorm2d(w3),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w3, w4, 4, 2, 1, bias=False),  # (N, 32, 32, 32)
+            nn.BatchNorm2d(w4),
+            nn.ReLU(inplace=True),
+            # The one bias: no BatchNorm follows, so it is the only per-colour offset.
+            nn.Conv2d(w4, 3, 3, 1, 1),  # (N, 3, 32, 32)
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() == 2:  # accept flat (N, 100) latents as well as (N, 100, 1, 1)
+            z = z[:, :, None, None]
+        return self.net(z)
 
 
 class Discriminator(nn.Module):
@@ -86,96 +124,13 @@ class Discriminator(nn.Module):
 
 
 def dcgan_init_(module: nn.Module) -> None:
-    """The DCGAN paper's N(0, 0.02) convolutions and N(1, 0.02) BatchNorm scales (corrected recipe)."""
+    """The DCGAN paper's N(0, 0.02) convolutions and N(1, 0.02) BatchNorm scales (corrected)."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(layer.weight, 0.0, 0.02)
         elif isinstance(layer, nn.BatchNorm2d):
             nn.init.normal_(layer.weight, 1.0, 0.02)
             nn.init.zeros_(layer.bias)
-
-
-# The ``architecture`` a generator file records, and how many entries its shape list has.
-GENERATOR_SHAPES = {"dcgan": ("widths", 3), "resnet": ("widths", 4), "fc": ("hidden", 2)}
-GENERATOR_KINDS = tuple(GENERATOR_SHAPES)
-
-
-def savable_kind(generator: nn.Module) -> str | None:
-    """The architecture ``save_generator`` records for ``generator`` ("dcgan", "resnet", "fc"), or None."""
-    from effgen.gan.baselines import FCGenerator  # imported here: baselines imports this module
-    from effgen.gan.resnet import ResNetGenerator
-
-    classes = {"dcgan": Generator, "resnet": ResNetGenerator, "fc": FCGenerator}
-    return next((kind for kind, cls in classes.items() if isinstance(generator, cls)), None)
-
-
-def generator_kind(generator: nn.Module) -> str:
-    """Which architecture ``save_generator`` records for ``generator``: "dcgan", "resnet" or "fc"."""
-    kind = savable_kind(generator)
-    if kind is None:
-        raise ParamsError(f"save_generator stores DCGAN, ResNet and FC generators, not {type(generator).__name__}")
-    return kind
-
-
-def save_generator(generator: nn.Module, path: Path, extra: dict[str, Any] | None = None) -> None:
-    """A weights-only checkpoint: the state dict plus plain-typed metadata, written atomically.
-
-    A DCGAN or ResNet file holds ``latent_dim`` and ``widths``, as DCGAN files always have; an
-    FC-GAN file holds ``hidden`` instead. Each names its ``architecture`` (files without one are
-    DCGAN files), so ``load_generator`` rebuilds the right class.
-    """
-    kind = generator_kind(generator)
-    shape_key, _ = GENERATOR_SHAPES[kind]
-    payload: dict[str, Any] = {
-        "architecture": kind,
-        "state_dict": generator.state_dict(),
-        "latent_dim": generator.latent_dim,
-        "extra": extra or {},
-        shape_key: list(getattr(generator, shape_key)),
-    }
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
-
-
-def read_generator_file(path: Path) -> dict[str, Any]:
-    """The checked payload of a generator file (on the CPU); a damaged or foreign file raises ``CheckpointError``."""
-    payload = read_checkpoint(path, "generator file", ("state_dict", "latent_dim"))
-    kind = payload.get("architecture", "dcgan")
-    if kind not in GENERATOR_SHAPES:
-        raise CheckpointError(f"{path}: generator architecture {kind!r} is unknown; "
-                              f"expected one of {', '.join(GENERATOR_KINDS)}")
-    shape_key, shape_length = GENERATOR_SHAPES[kind]
-    shape = payload.get(shape_key)
-    if (not isinstance(shape, (list, tuple)) or not all(isinstance(w, int) and w > 0 for w in shape)
-            or len(shape) != shape_length):
-        raise CheckpointError(f"{path}: not an effgen generator file ({shape_key} is {shape!r})")
-    if not isinstance(payload["latent_dim"], int) or payload["latent_dim"] < 1:
-        raise CheckpointError(f"{path}: not an effgen generator file (latent_dim is {payload['latent_dim']!r})")
-    if not isinstance(payload.get("extra", {}), dict):
-        raise CheckpointError(f"{path}: not an effgen generator file (its metadata is not a mapping)")
-    return payload
-
-
-def generator_extra(path: Path) -> dict[str, Any]:
-    """The metadata saved with a generator (recipe, steps, output_range, sample_mode, batch_size...)."""
-    return dict(read_generator_file(path).get("extra", {}))
-
-
-def load_generator(path: Path, device: torch.device | str = "cpu") -> nn.Module:
-    """A saved DCGAN ``Generator``, ``ResNetGenerator`` or ``FCGenerator``, on ``device`` and in eval mode."""
-    payload = read_generator_file(path)
-    kind = payload.get("architecture", "dcgan")
-    if kind == "dcgan":
-        generator: nn.Module = Generator(payload["latent_dim"], tuple(payload["widths"]))
-    elif kind == "resnet":
-        from effgen.gan.resnet import ResNetGenerator
-
-        generator = ResNetGenerator(payload["latent_dim"], tuple(payload["widths"]))
-    else:
-        from effgen.gan.baselines import FCGenerator
-
-        generator = FCGenerator(payload["latent_dim"], tuple(payload["hidden"]))
-    load_module_state(generator, payload["state_dict"], Path(path), "generator")
-    return generator.to(device).eval()
 
 
 def layer_table(module: nn.Module, input_shape: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -191,7 +146,8 @@ def layer_table(module: nn.Module, input_shape: tuple[int, ...]) -> list[dict[st
             continue  # containers: their leaves are listed instead
 
         def record(layer: nn.Module, _inputs: Any, output: torch.Tensor, name: str = name) -> None:
-            rows.append({"layer": name, "type": describe_layer(layer), "output": tuple(output.shape[1:]),
+            rows.append({"layer": name, "type": describe_layer(layer),
+                         "output": tuple(output.shape[1:]),
                          "params": sum(p.numel() for p in layer.parameters())})
 
         hooks.append(layer.register_forward_hook(record))
@@ -208,7 +164,7 @@ def layer_table(module: nn.Module, input_shape: tuple[int, ...]) -> list[dict[st
 
 
 def describe_layer(layer: nn.Module) -> str:
-    """A short label: ``ConvTranspose2d 100->96, k4 s1 p0``, ``BatchNorm2d 96``, ``LeakyReLU 0.2``."""
+    """A short label: ``ConvTranspose2d 100->96, k4 s1 p0``, ``BatchNorm2d 96``, ``LeakyReLU 0.2``"""
     kind = type(layer).__name__
     if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
         return (f"{kind} {layer.in_channels}->{layer.out_channels}, k{layer.kernel_size[0]} "

@@ -1,6 +1,7 @@
-"""Sampling a saved generator the way its recipe sampled, unless told otherwise.
+"""Drawing images from a generator, and sampling a saved one the way its recipe sampled.
 
-A generator file records how its recipe drew images (``sample_mode``) and at what batch size.
+``generated_images`` draws seeded latents through any generator. A generator file records how
+its recipe drew images (``sample_mode``) and at what batch size.
 The faithful recipe left G in train mode, so BatchNorm normalised every batch of samples by
 that batch's own statistics, in batches of 64; its images, and so its FID, depend on that.
 The corrected recipe samples in eval mode, with BatchNorm's running statistics, where the
@@ -8,18 +9,64 @@ batch size changes nothing. ``sample_saved_generator`` honours the record by def
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from effgen.errors import ParamsError
-from effgen.gan.models import generator_extra, load_generator
-from effgen.gan.train import SAMPLE_MODES, generated_images
+from effgen.gan.config import OUTPUT_RANGES, SAMPLE_MODES
+from effgen.gan.generator_files import generator_extra, load_generator
+from effgen.gan.models import LATENT_DIM
 
 ORIGINAL_BATCH = 64  # the original's batch size, for generator files that do not record theirs
 EVAL_BATCH = 500  # in eval mode the batch size does not change the images; larger is faster
+
+
+def to_unit_range(images: torch.Tensor, output_range: str) -> torch.Tensor:
+    """Generator output -> displayable images in [0, 1].
+
+    ``minus_one_one``: (x + 1) / 2. ``zero_one``: G was trained on [0, 1] data, so its
+    tanh output is read as is and clipped, as the original's PNG export clipped negatives to black.
+    """
+    if output_range == "minus_one_one":
+        return ((images + 1) / 2).clamp(0, 1)
+    if output_range == "zero_one":
+        return images.clamp(0, 1)
+    raise ParamsError(f"unknown output_range {output_range!r}; "
+                      f"choose one of {', '.join(OUTPUT_RANGES)}")
+
+
+@torch.no_grad()
+def generated_images(generator: nn.Module, n: int, seed: int, device: torch.device | str = "cpu",
+                     output_range: str = "minus_one_one", batch_size: int = 500,
+                     bn_mode: str = "eval") -> torch.Tensor:
+    """``n`` images in [0, 1], (n, 3, 32, 32) float32 on the CPU, from latents seeded by ``seed``.
+
+    ``bn_mode="eval"`` uses BatchNorm's running statistics. ``"train"`` normalises each batch
+    by its own statistics, as the original sampled; it runs on a copy, leaving ``generator``
+    untouched.
+    The same ``seed`` and ``n`` give the same latents whatever ``batch_size`` is.
+    """
+    if bn_mode not in SAMPLE_MODES:
+        raise ParamsError(f"bn_mode {bn_mode!r}: choose one of {', '.join(SAMPLE_MODES)}")
+    device = torch.device(device)
+    generator.to(device)
+    was_training = generator.training
+    model = copy.deepcopy(generator).train() if bn_mode == "train" else generator.eval()
+    latent_dim = getattr(generator, "latent_dim", LATENT_DIM)
+    latents = torch.randn(n, latent_dim, 1, 1, generator=torch.Generator().manual_seed(seed))
+    chunks = []
+    try:
+        for start in range(0, n, batch_size):
+            z = latents[start:start + batch_size].to(device)
+            chunks.append(to_unit_range(model(z).float(), output_range).cpu())
+    finally:
+        generator.train(was_training)
+    return torch.cat(chunks) if chunks else torch.empty(0, 3, 32, 32)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ convolution and linear layer of a module, in place. What that changes, checked i
 * every forward pass in training mode runs one power iteration, updating ``_u``/``_v`` in
   place under ``no_grad``; evaluation mode reuses the stored vectors.
 
-In ``effgen.gan.train`` the discriminator stays in training mode during the generator step
+In ``effgen.gan.trainer`` the discriminator stays in training mode during the generator step
 (with its weights frozen by ``requires_grad_(False)``), so each training step runs one power
 iteration per discriminator call: real, fake, and fake again for G. That is what the
 reference SNGAN and BigGAN code do; the extra iterations only refine the estimate of the

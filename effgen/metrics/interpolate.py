@@ -65,6 +65,6 @@ def render_latents(generator: torch.nn.Module, latents: torch.Tensor, output_ran
 
 def checkpoint_output_range(path: Path) -> str:
     """How a saved generator's output maps to pixels ("minus_one_one" or "zero_one", from its metadata)."""
-    from effgen.gan.models import generator_extra
+    from effgen.gan import generator_extra
 
     return str(generator_extra(path).get("output_range", "minus_one_one"))
