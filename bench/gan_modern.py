@@ -37,8 +37,8 @@ from effgen.gan import (
     train_gan,
 )
 from effgen.gan.config import GanConfig
+from effgen.gan.interpolate import checkpoint_output_range
 from effgen.metrics import cached_stats, frechet_distance, image_set_stats
-from effgen.metrics.interpolate import checkpoint_output_range
 from effgen.paths import data_root
 
 

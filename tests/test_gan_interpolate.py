@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from effgen.gan import interpolate as I
 from effgen.gan.models import Generator
-from effgen.metrics import interpolate as I
 
 
 def test_lerp_endpoints_and_midpoint() -> None:

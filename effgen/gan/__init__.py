@@ -13,6 +13,14 @@ from effgen.gan.diagnostics import DIAGNOSTIC_COLUMNS
 from effgen.gan.diffaugment import diff_augment
 from effgen.gan.ema import ModelEma, recompute_batchnorm
 from effgen.gan.generator_files import generator_extra, load_generator, save_generator
+from effgen.gan.interpolate import (
+    checkpoint_output_range,
+    interpolation_latents,
+    latent_pairs,
+    lerp,
+    render_latents,
+    slerp,
+)
 from effgen.gan.loop import GanRun, seconds_per_step, train_gan
 from effgen.gan.losses import hinge_d_loss, hinge_g_loss
 from effgen.gan.models import (
@@ -41,6 +49,7 @@ from effgen.gan.sngan import StandardCnnDiscriminator
 from effgen.gan.spectral import spectral_norm_
 
 __all__ = [
+    "checkpoint_output_range", "interpolation_latents", "latent_pairs", "lerp", "render_latents", "slerp",
     "ADDITIONS",
     "DIAGNOSTIC_COLUMNS",
     "GENERATOR_LABELS",

@@ -52,7 +52,7 @@ def interpolation_latents(starts: torch.Tensor, ends: torch.Tensor, steps: int,
 def render_latents(generator: torch.nn.Module, latents: torch.Tensor, output_range: str,
                    device: torch.device | str = "cpu") -> torch.Tensor:
     """Latents -> images in [0, 1] on the CPU, with G in eval mode (running BatchNorm statistics)."""
-    from effgen.gan import to_unit_range
+    from effgen.gan.sampling import to_unit_range
 
     was_training = generator.training
     generator.eval()
@@ -65,6 +65,6 @@ def render_latents(generator: torch.nn.Module, latents: torch.Tensor, output_ran
 
 def checkpoint_output_range(path: Path) -> str:
     """How a saved generator's output maps to pixels ("minus_one_one" or "zero_one", from its metadata)."""
-    from effgen.gan import generator_extra
+    from effgen.gan.generator_files import generator_extra
 
     return str(generator_extra(path).get("output_range", "minus_one_one"))
