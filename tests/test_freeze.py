@@ -31,6 +31,7 @@ from effgen.book.freeze import (
     thaw,
 )
 from effgen.book.freeze import fingerprints as _fingerprints  # noqa: F401  (freeze.fingerprints below)
+from effgen.book.freeze import mirror as _mirror  # noqa: F401  (freeze.mirror below)
 from effgen.book.runner import plan
 from effgen.commands import main
 from effgen.errors import CheckpointError, ParamsError
@@ -485,7 +486,7 @@ def test_a_file_grown_over_the_size_limit_keeps_its_last_snapshot(book: Path, ru
     mirror = book / "_freeze" / PROFILE / "01-first" / "runs"
     sync_mirror(book, PROFILE, "01-first", replace=False)
     kept = (mirror / "unfinished/checkpoint.pt").read_bytes()
-    monkeypatch.setattr(freeze, "MAX_FILE_BYTES", len(kept) - 1)  # the next snapshot's copy is too large
+    monkeypatch.setattr(freeze.mirror, "MAX_FILE_BYTES", len(kept) - 1)  # the next snapshot's copy is too large
     report = sync_mirror(book, PROFILE, "01-first", replace=False)
     assert "unfinished/checkpoint.pt" in {d["path"] for d in report.dropped}
     assert (mirror / "unfinished/checkpoint.pt").read_bytes() == kept
@@ -495,7 +496,7 @@ def test_a_run_two_chapters_share_is_stored_once_and_no_mirror_loses_it(book: Pa
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from effgen.book.run_progress import chapter_runs
 
-    monkeypatch.setattr(freeze, "TWIN_HOLDER", "02-second")  # ranked first; then book order
+    monkeypatch.setattr(freeze.mirror, "TWIN_HOLDER", "02-second")  # ranked first; then book order
     # Run folders of one configuration, seed and data end alike (effgen.classifier.twins): one more in 01, one in 02.
     (runs / "cls").rename(runs / "cls-seed0-abc")
     shutil.copytree(runs / "cls-seed0-abc", runs / "again-seed0-abc")
