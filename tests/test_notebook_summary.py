@@ -58,10 +58,10 @@ def test_metrics_feed_the_summary_table(project: Path) -> None:
     metrics = load_metrics("smoke")
     table = paper_vs_run(metrics).set_index("Result")
     assert table.loc["Tuned classifier test accuracy", "Paper"] == "84.95 %"
-    assert table.loc["Tuned classifier test accuracy", "This run"] == "81.23 ± 1.50 %"
+    assert table.loc["Tuned classifier test accuracy", "This run"] == "81.2 ± 1.5 %"
     assert table.loc["Tuned classifier test accuracy", "Notes"] == (
-        "200 steps per run; mnist-5k, a stand-in for AddNIST (official); 5 seeds")
-    assert table.loc["20,000 steps, test accuracy", "This run"] == "80.00 % †"
+        "200 steps per run; stand-in data; 5 seeds")
+    assert table.loc["20,000 steps, test accuracy", "This run"] == "80.0 % †"
     assert table.loc["Classifier parameters", "Notes"] == "limit < 100,000"
     assert table.loc["FID vs test split, corrected DCGAN", "This run"] == "—"
     assert table.loc["FID vs test split, corrected DCGAN", "Notes"] == "not run yet"
@@ -81,7 +81,7 @@ def test_every_result_row_says_steps_data_and_seeds(project: Path) -> None:
         headline("tuned_test_acc", 90.0, steps=10_000, seeds=1, note="best of 150 trials")])
     table = paper_vs_run(load_metrics("smoke")).set_index("Result")
     assert table.loc["Plain CNN test accuracy", "Notes"] == (
-        "200 steps per run; mnist-5k, a stand-in for AddNIST (official); 2 seeds")
+        "200 steps per run; stand-in data; 2 seeds")
     assert table.loc["Swish beats ReLU and Softplus", "Notes"].endswith("; 2 seeds; paired t-tests")
     assert table.loc["Study's setting retrained at 10,000 steps, test accuracy", "Notes"] == (
         "10,000 steps per run; AddNIST (official); 1 seed; best of 150 trials")
@@ -91,7 +91,7 @@ def test_every_result_row_says_steps_data_and_seeds(project: Path) -> None:
                                                                  "requested": "CIFAR-100"})])
     note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["Study's setting retrained at 10,000 steps, test accuracy",
                                                                          "Notes"]
-    assert note == "60 steps per run; cifar10, a stand-in for CIFAR-100; 1 seed"
+    assert note == "60 steps per run; stand-in data; 1 seed"
 
 
 def test_a_result_without_its_fields_says_so(project: Path) -> None:
@@ -99,7 +99,7 @@ def test_a_result_without_its_fields_says_so(project: Path) -> None:
     chapter.write_metrics({}, data={"dataset": "cifar10", "stand_in": True, "requested": "CIFAR-100"},
                           headline=[headline("fid_test", 250.0, n=2_500, note="pytorch-fid")])
     note = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["FID vs test split, corrected DCGAN", "Notes"]
-    assert note == ("steps not recorded; cifar10, a stand-in for CIFAR-100; seeds not recorded; n = 2,500; "
+    assert note == ("steps not recorded; stand-in data; seeds not recorded; n = 2,500; "
                     "pytorch-fid")
 
 
@@ -114,7 +114,7 @@ def test_both_dcgan_recipes_get_an_fid_row_and_only_the_faithful_one_the_papers_
     corrected = table.loc["FID vs test split, corrected DCGAN"]
     assert (faithful["Paper"], faithful["This run"]) == ("44.46 (CIFAR-100, clean-fid)", "61.5")
     assert corrected["This run"] == "48.2" and "44.46 is the faithful one's" in corrected["Paper"]
-    assert faithful["Notes"] == "50,000 steps per run; cifar10, a stand-in for CIFAR-100; 1 seed; train mode"
+    assert faithful["Notes"] == "50,000 steps per run; stand-in data; 1 seed; train mode"
 
 
 def test_dagger_comes_from_the_measured_budget_only(project: Path) -> None:
@@ -127,8 +127,8 @@ def test_dagger_comes_from_the_measured_budget_only(project: Path) -> None:
         headline("cls_extra_block_acc", 79.0, n=1, seeds=1, budget=_budget(104_804, 400)),
     ])
     table = paper_vs_run(load_metrics("smoke")).set_index("Result")
-    assert table.loc["20,000 steps, test accuracy", "This run"] == "80.00 %"
-    assert table.loc["Fourth IR block (104,804 params), test accuracy", "This run"] == "79.00 % †"
+    assert table.loc["20,000 steps, test accuracy", "This run"] == "80.0 %"
+    assert table.loc["Fourth IR block (104,804 params), test accuracy", "This run"] == "79.0 % †"
     # headline() has no way to set the mark by hand any more
     with pytest.raises(TypeError):
         headline("cls_20k_acc", 80.0, over_budget=True)  # type: ignore[call-arg]
@@ -152,7 +152,7 @@ def test_one_seed_shows_no_spread(project: Path) -> None:
     chapter = start_chapter("02-classifier", "smoke", 0, "cpu")
     chapter.write_metrics({}, headline=[headline("cls_extra_block_acc", 83.0, std=0.0, n=1)])
     row = paper_vs_run(load_metrics("smoke")).set_index("Result").loc["Fourth IR block (104,804 params), test accuracy"]
-    assert row["This run"] == "83.00 %"
+    assert row["This run"] == "83.0 %"
 
 
 def test_markdown_table_separates_thousands_only_when_asked() -> None:

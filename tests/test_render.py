@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -394,3 +395,74 @@ def test_an_executed_cell_that_showed_nothing_leaves_no_empty_caption() -> None:
     assert "fig-skipped" not in skipped and "Only when" not in skipped and "Text." in skipped
     never_run = rendered(figure_cell(None))  # an unexecuted chapter keeps the numbered placeholder
     assert "#fig-skipped" in never_run and "produced no image in this build" in never_run
+
+
+def _markdown_output_cell(source: str, markdown: str) -> dict:
+    """A code cell as papermill leaves it: executed, its Markdown output in place."""
+    return {"cell_type": "code", "id": f"cell-{abs(hash(source)) % 10**8}", "execution_count": 1, "metadata": {},
+            "source": source,
+            "outputs": [{"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                         "data": {"text/markdown": markdown, "text/plain": "<Markdown>"}}]}
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_summary_tables_fit_the_pdf_page(tmp_path: Path) -> None:
+    """The summary page and the appendix, rendered from the paper profile's frozen metrics: in the PDF
+    each claim's paper value and this book's value stand on its row's first line, and no word of a
+    narrow column is split ("02-clas-si-fier")."""
+    import subprocess
+
+    from effgen.book import claims, summary, summary_tables
+    from effgen.book.notebook import markdown_table
+
+    fixture = Path(__file__).parent / "fixtures" / "summary"
+    metrics = {path.stem: json.loads(path.read_text()) for path in sorted(fixture.glob("*.json"))}
+    assessed = claims.assess(metrics)
+    records = {name: {"executed": {"seconds": 600.0}} for name in metrics}
+    tables = {
+        "claims": claims.claims_frame(assessed),
+        "numbers": summary.paper_vs_run(metrics),
+        "compute": summary_tables.compute_table(metrics, records, {"02-classifier": 10_800.0}),
+        "deviations": summary_tables.deviations(metrics),
+    }
+    cells = [new_markdown_cell("# Summary {.unnumbered}"),
+             _markdown_output_cell("md(bottom)", claims.bottom_line(assessed, metrics))]
+    cells += [_markdown_output_cell(f'#| label: tbl-{name}\n#| tbl-cap: "The {name}."\nshow()',
+                                    markdown_table(frame).data) for name, frame in tables.items()]
+    cells.append(_markdown_output_cell("md(details)", claims.details_markdown(assessed)))
+    sections = sorted({claim.section.removeprefix("@") for claim in claims.CLAIMS}
+                      | {summary.chapter_ref(name).removeprefix("@") for name in metrics})
+    root = tmp_path / "book"
+    (root / "chapters").mkdir(parents=True)
+    nbformat.write(nbformat.from_dict({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+                   root / "index.ipynb")
+    (root / "chapters" / "stub.md").write_text("# The chapters {#sec-stub}\n\n" + "".join(
+        f"## {name} {{#{name}}}\n\nText.\n\n" for name in sections))
+    shutil.copy(Path(__file__).resolve().parent.parent / "chapters" / "appendix.md", root / "chapters")
+    (root / "_quarto.yml").write_text("book:\n  title: Summary\n  chapters:\n    - index.ipynb\n"
+                                      "    - chapters/stub.md\n    - chapters/appendix.md\n")
+    produced = render_book(root, root, tmp_path / "out", engine="offline")
+    text = subprocess.run(["pdftotext", "-layout", str(produced["pdf"]), "-"], capture_output=True, text=True,
+                          check=True).stdout.replace("\u00a0", " ")
+    lines = text.splitlines()
+    for claim, verdict in assessed:
+        row = [line for line in lines if re.match(rf"\s*{claim.label}\s", line)]
+        paper, book = claim.paper.replace("\u00a0", " "), verdict.book.replace("\u00a0", " ")
+        assert row and paper in row[0] and book in row[0], (claim.label, paper, book, row)
+    assert "02-classifier" in text and "02-clas-" not in text
+    assert "Appendix: running this book again" in text
+    assert (tmp_path / "out" / "chapters" / "appendix.html").is_file()
+
+
+def test_table_layout_keeps_words_whole_and_short_cells_on_one_line() -> None:
+    from effgen.book.render.table_widths import Fit, choose, layout, room
+
+    shortest, longest = [13, 9, 20], [13, 24, 400]  # a chapter name, a verdict, long notes
+    widths = layout(shortest, longest, 100.0)
+    assert widths[0] == 13 and widths[1] == 24 and widths[2] == 100 - 13 - 24
+    assert layout(shortest, longest, 30.0) == [13.0, 9.0, 20.0]  # too narrow: words stay whole
+    assert choose([5, 5], [10, 10]) == Fit(9.0, False)
+    wide = [20] * 6 + [12]  # seven columns of unbreakable values: smaller type, then a landscape page
+    fit = choose(wide, [24] * 7)
+    assert fit.landscape and sum(wide) <= room(fit, 7)
+    assert not choose(wide, [24] * 7, allow_landscape=False).landscape

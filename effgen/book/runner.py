@@ -48,7 +48,11 @@ class ChapterRun:
 
 
 def book_notebooks(root: Path) -> list[str]:
-    """Notebook paths of the book, in reading order, as listed in ``_quarto.yml``."""
+    """Notebook paths of the book, in reading order, as listed in ``_quarto.yml``.
+
+    A Markdown page (an appendix) is left out: it has nothing to execute, and the renderer reads it
+    from the sources.
+    """
     config_path = root / "_quarto.yml"
     if not config_path.is_file():
         raise EffgenError(f"{root} has no _quarto.yml: not an effgen project folder")
@@ -57,7 +61,7 @@ def book_notebooks(root: Path) -> list[str]:
     notebooks: list[str] = []
     for entry in entries:  # Quarto allows parts: {part: ..., chapters: [...]}
         notebooks.extend(entry.get("chapters", []) if isinstance(entry, dict) else [entry])
-    return notebooks
+    return [notebook for notebook in notebooks if str(notebook).endswith(".ipynb")]
 
 
 def execution_order(root: Path) -> list[str]:

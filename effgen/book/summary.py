@@ -1,14 +1,41 @@
-"""The summary page's "paper vs this run" table, built from every chapter's ``metrics.json``."""
+"""The summary page's "paper vs this run" table, built from every chapter's ``metrics.json``, and what
+the page's other tables share: numbers at the precision their spread allows, the budget marks, the
+names the book uses for chapters and datasets, and which data stood in.
+
+The claims and their verdicts are ``effgen.book.claims``; the deviations, compute, flaws and beyond
+tables are ``effgen.book.summary_tables``.
+"""
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from effgen.book.paper import BY_KEY, PAPER_NUMBERS, PaperNumber
+from effgen.budget import CLASSIFIER_LIMITS, GAN_LIMITS
 from effgen.paths import runs_dir
+
+NBSP = "\u00a0"  # keeps a number with its unit, and a table value on one line in the PDF
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}  # one name per thing, as the prose writes it
+# Chapter 06's models, as its tables name them.
+BEYOND_NAMES = {"paper": "paper model (SE + IR)", "digitsum": "digit-sum model (sum head)",
+                "digitconcat": "shared digits, learned head"}
+
+
+def chapter_ref(chapter: str) -> str:
+    """A chapter as the book numbers it: a cross-reference to its title ("02-classifier" -> Chapter 3)."""
+    stem = chapter.split("-", 1)[-1]
+    return f"@sec-{stem}" if chapter[:2].isdigit() else chapter
+
+
+def dataset_name(name: Any) -> str:
+    """A dataset as the book names it ("CIFAR-10"), whatever key the data layer used ("cifar10")."""
+    return re.sub(r"\bcifar(10|100)\b", lambda m: DATASET_NAMES[m.group(0)], str(name))
 
 
 def load_metrics(profile: str, root: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -24,17 +51,28 @@ def load_metrics(profile: str, root: Path | None = None) -> dict[str, dict[str, 
 
 
 def _format(value: Any, unit: str, std: float | None = None) -> str:
+    """This build's value at the precision its spread allows (``with_spread``); one value of a
+    percentage or of ten or more (an FID) to one decimal, a smaller one to three digits."""
     if value is None:
         return "—"
     if isinstance(value, str):
         return value
+    suffix = " %" if unit == "%" else ""
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
-        text = f"{int(value):,}"
-    else:
-        text = f"{value:.2f}" if unit == "%" else f"{value:.3g}"
-    if std is not None:
-        text += f" ± {std:.2f}" if unit == "%" else f" ± {std:.3g}"
-    return text + (" %" if unit == "%" else "")
+        return f"{int(value):,}{suffix}"
+    if std is not None and std > 0:
+        return with_spread(value, std, 2, suffix)
+    return (fixed(value, 1) if unit == "%" or abs(value) >= 10 else f"{value:.3g}") + suffix
+
+
+def _paper_format(value: Any, unit: str) -> str:
+    """The paper's number as the paper prints it: 65.0, 43.2, 84.95 (its own decimals, never more)."""
+    if value is None:
+        return "—"
+    if isinstance(value, int) or float(value).is_integer() and abs(value) >= 1000:
+        return f"{int(value):,}"
+    decimals = len(repr(float(value)).split(".")[1])
+    return f"{value:,.{decimals}f}" + (" %" if unit == "%" else "")
 
 
 def paper_vs_run(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -50,7 +88,7 @@ def paper_vs_run(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
                 reported[entry["key"]] = (chapter, entry, payload.get("provenance", {}))
     rows = []
     for number in PAPER_NUMBERS:
-        paper_text = number.paper_text or _format(number.paper, number.unit)
+        paper_text = number.paper_text or _paper_format(number.paper, number.unit)
         chapter, entry, provenance = reported.get(number.key, (number.chapter, None, {}))
         if entry is None:
             ours, note = "—", "not run yet"
@@ -109,11 +147,35 @@ def run_note(number: PaperNumber, entry: dict[str, Any], provenance: dict[str, A
 
 
 def _data_text(data: dict[str, Any]) -> str:
+    """The row's data: its name, or "stand-in data" when it stood in for the paper's, which the page
+    names once (``stand_ins``) rather than in every row."""
     if not data.get("dataset"):
         return "data not recorded"
     if data.get("stand_in"):
-        return f"{data['dataset']}, a stand-in for {data.get('requested') or 'the paper’s data'}"
+        return "stand-in data"
     return str(data["dataset"])
+
+
+def stand_ins(metrics: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The stand-in datasets behind the headline numbers, by the dataset each stood in for.
+
+    A headline's own data counts where it has one (chapter 06 names one per result), else its
+    chapter's; each dataset once, with whether its images are JPEG-compressed.
+    """
+    found: dict[str, list[dict[str, Any]]] = {}
+    for payload in metrics.values():
+        chapter_data = (payload.get("provenance") or {}).get("data") or {}
+        for entry in payload.get("headline", []):
+            data = entry.get("data") or chapter_data
+            if not data.get("stand_in") or not data.get("dataset"):
+                continue
+            requested = dataset_name(data.get("requested") or "the paper's data").removesuffix(" (official)")
+            named = found.setdefault(requested, [])
+            if all(d["dataset"] != data["dataset"] for d in named):
+                jpeg = bool(data.get("jpeg") or (chapter_data.get("dataset") == data["dataset"]
+                                                 and chapter_data.get("jpeg")))
+                named.append({"dataset": data["dataset"], "jpeg": jpeg})
+    return found
 
 
 def data_used(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -134,3 +196,53 @@ def data_used(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
 def missing_chapters(metrics: dict[str, dict[str, Any]], expected: list[str]) -> list[str]:
     return [name for name in expected if name not in metrics]
+
+
+# ---- numbers at the precision their spread allows -------------------------------------------------
+
+def decimals_for(spread: float) -> int:
+    """Decimals that keep one significant digit of a spread, two when that digit is 1 or 2.
+
+    So "74.8 ± 2.9" and "20.49 ± 0.09", not "74.82 ± 2.88": the second decimal of a mean whose seeds
+    differ by three points says nothing.
+    """
+    if not math.isfinite(spread) or spread <= 0:
+        return 2
+    exponent = math.floor(math.log10(spread))
+    leading = spread / 10 ** exponent
+    return max(0, -exponent + (1 if leading < 3 else 0))
+
+
+def fixed(value: float, decimals: int) -> str:
+    """``value`` with thousands separators; "—" for a missing or non-finite value."""
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    return f"{float(value):,.{decimals}f}"
+
+
+def with_spread(mean: float, spread: float | None, n: int | None, unit: str = "", single: int = 1) -> str:
+    """"mean ± sd unit" at the spread's precision; one value (n < 2) at ``single`` decimals."""
+    if spread is None or not n or n < 2 or not math.isfinite(spread) or spread <= 0:
+        return fixed(mean, single) + unit
+    decimals = decimals_for(spread)
+    return f"{fixed(mean, decimals)} ± {fixed(spread, decimals)}{unit}"
+
+
+def unbreakable(text: str) -> str:
+    """``text`` with non-breaking spaces: a table value the PDF must not split over two lines."""
+    return text.replace(" ", NBSP)
+
+
+def flag_of(entry: Mapping[str, Any]) -> str:
+    """" †" over the paper's limits, " ‡" more images seen than its steps x 64, else ""."""
+    return " †" if over_budget(entry) else " ‡" if more_images(entry) else ""  # type: ignore[arg-type]
+
+
+def budget_note() -> str:
+    """What † and ‡ mean, said once; the limits come from ``effgen.budget``."""
+    return (f"† over the paper's limits (fewer than {CLASSIFIER_LIMITS.max_params:,} parameters and at most "
+            f"{CLASSIFIER_LIMITS.max_steps:,} steps for the classifier; fewer than {GAN_LIMITS.max_params:,} and "
+            f"at most {GAN_LIMITS.max_steps:,} for the GAN), run on purpose where the paper did. ‡ within the "
+            f"step limit, but more images seen than the paper's steps × batch {CLASSIFIER_LIMITS.batch_size} "
+            f"({CLASSIFIER_LIMITS.max_images:,} for the classifier): a larger batch spends more data and "
+            "compute per step.")

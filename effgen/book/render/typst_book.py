@@ -23,6 +23,7 @@ from effgen.book.render.crossref import REF_KEY, resolve_references
 from effgen.book.render.errors import RenderError
 from effgen.book.render.ipynb import CODE_FOLD_CLASS, IMAGE_SCHEME
 from effgen.book.render.pandoc import ast_to
+from effgen.book.render.table_widths import fit_tables
 from effgen.book.render.tree import Node
 
 _CAPTION_START = re.compile(r"caption: \[\s+")
@@ -59,6 +60,7 @@ def _chapter_blocks(book: Book, chapter: Chapter, work_dir: Path) -> list[Node]:
     _unique_ids(blocks, f"p{chapter.page}-")
     resolve_references(blocks, book.registry, lambda target: f"#{target.label}", chapter.source)
     _image_files(blocks, book, work_dir)
+    blocks[:] = fit_tables(blocks)  # after the references: their numbers are the text measured
     tree.map_block_lists(blocks, _callouts)
     tree.map_block_lists(blocks, _code_folds)
     return blocks
