@@ -37,7 +37,7 @@ from effgen.tuning import load_best
 
 pytestmark = pytest.mark.slow
 BOOK_SOURCES = ("_quarto.yml", "references.bib", "index.ipynb", "chapters", "params")
-STUDY = "effgen-03-tuning-smoke"
+STUDY = "effgen-03-tuning-smoke-mnist-5k"  # the default name carries the smoke profile's data
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +199,9 @@ def test_chapter_03_runs_then_resumes_its_study(smoke_book: Path, tmp_path: Path
     metrics = json.loads((run_dir / "metrics.json").read_text())
     finished = finished_trials(run_dir)
     assert len(finished) == smoke["n_trials"]
-    best_value = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{run_dir / 'optuna.db'}").best_value
+    # The headline is the carried-forward setting's test accuracy over the confirmation seeds, not a trial's score.
     assert metrics["headline"][0]["key"] == "tuned_test_acc"
-    assert metrics["headline"][0]["value"] == pytest.approx(100 * best_value)
+    assert metrics["headline"][0]["value"] == pytest.approx(metrics["metrics"]["confirm"]["tuned"]["mean"])
     assert metrics["provenance"]["profile"] == "smoke"
     assert load_best(run_dir / "best.yml").steps == smoke["steps"]
 

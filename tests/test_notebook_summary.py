@@ -32,8 +32,9 @@ def test_stand_in_data_turns_the_callout_into_a_warning(project: Path) -> None:
                                            "reason": "offline."}).data
     assert real.startswith("::: {.callout-note}") and "**Data:** AddNIST (official)" in real
     assert stand_in.startswith("::: {.callout-warning}")
-    assert "a stand-in** for AddNIST. offline." in stand_in
-    assert "**`seed` parameter:** 3" in stand_in and "`smoke`" in stand_in
+    assert "mnist-5k, standing in for AddNIST (@sec-data says why)" in stand_in
+    assert "offline." not in stand_in  # why a download failed stays in metrics.json, out of the reader's way
+    assert "`seed` 3" in stand_in and "profile `smoke`" in stand_in and "effgen git" in stand_in
 
 
 def _budget(params: int, steps: int) -> BudgetReport:

@@ -15,6 +15,7 @@ import yaml
 import effgen.data.addnist as addnist_module
 from effgen.classifier import ClassifierConfig
 from effgen.commands import main
+from effgen.commands.tune import read_tuning_params
 from effgen.tuning import (
     TuningSettings,
     budget_sweep,
@@ -61,6 +62,11 @@ def forbidden(monkeypatch) -> GuardedAddNIST:
     return data
 
 
+def quick_study(params: Path) -> str:
+    """The study `effgen tune --params params` opens: its default name carries the profile and the data."""
+    return TuningSettings.from_dict(read_tuning_params(params)).resolved_study_name("quick")
+
+
 @pytest.fixture
 def no_data(monkeypatch) -> None:
     def refuse(*args, **kwargs):
@@ -93,7 +99,7 @@ def test_tune_never_reads_test_and_resumes_to_a_total(tmp_path, forbidden, capsy
     assert "this worker ran 2 trials; the study holds 5 finished" in capsys.readouterr().out
     assert forbidden.reads_of_test == 0
 
-    study = optuna.load_study(study_name="effgen-03-tuning-quick", storage=f"sqlite:///{storage}")
+    study = optuna.load_study(study_name=quick_study(tmp_path / "03-tuning.yml"), storage=f"sqlite:///{storage}")
     assert count_finished(study) == 5
     assert all("test" not in key for t in study.trials for key in t.user_attrs)
     config = load_best(best)
@@ -179,7 +185,7 @@ def test_two_shells_make_two_workers_of_one_study(tmp_path):
     for shell in shells:
         output, _ = shell.communicate(timeout=300)
         assert shell.returncode == 0, output
-    study = optuna.load_study(study_name="effgen-03-tuning-quick", storage=f"sqlite:///{storage}")
+    study = optuna.load_study(study_name=quick_study(tmp_path / "03-tuning.yml"), storage=f"sqlite:///{storage}")
     finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
     assert 6 <= len(finished) <= 7
     assert len({t.user_attrs["worker"] for t in finished}) == 2

@@ -90,24 +90,13 @@ class Chapter:
         lines = [f"::: {{.callout-{kind}}}", "## What produced this chapter", ""]
         if data:
             dataset = data.get("dataset", "?")
-            if stand_in:
-                lines.append(
-                    f"- **Data: {dataset}, a stand-in** for {data.get('requested', 'the paper’s dataset')}. "
-                    f"{data.get('reason', '')}".rstrip()
-                )
-            else:
-                lines.append(f"- **Data:** {dataset}")
-            if detail := data.get("detail"):
-                lines.append(f"- **Data detail:** {detail}")
-        lines += [
-            # Chapters use ``seed`` for different things (a data rebuild, latents, one run); several
-            # also train over a list of seeds, which their results name. So the callout says which it is.
-            (f"- **Profile:** `{self.profile}`; **`seed` parameter:** {self.seed} (what it seeds: see the "
-             f"parameters above); **device:** {describe(self.device)}"),
-            (f"- **Code:** effgen {self.env['effgen']}, git `{self.env['git']}`, torch {self.env['torch']}, "
-             f"run {self.env['date']}"),
-            ":::",
-        ]
+            lines.append(f"- **Data:** {dataset}, standing in for {data.get('requested', 'the paper’s dataset')}"
+                         + ("" if self.name == "00-data" else " (@sec-data says why)") if stand_in
+                         else f"- **Data:** {dataset}")
+        # Why a download failed, paths and timestamps stay in metrics.json (``write_metrics``): readers get
+        # what made the numbers. ``seed`` seeds different things per chapter; its parameters cell says which.
+        lines += [f"- **Run:** profile `{self.profile}`, `seed` {self.seed}, {describe(self.device)}, "
+                  f"effgen git `{self.env['git']}`", ":::"]
         return Markdown("\n".join(lines))
 
     def write_metrics(self, metrics: Mapping[str, Any], headline: list[dict[str, Any]] | None = None,
