@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from effgen.errors import CheckpointError, EffgenError, ParamsError
-from effgen.paths import GZIP_SUFFIXES
+from effgen.paths import FREEZE_DIR, GZIP_SUFFIXES
 
 LOCK_FILE = ".lock"  # held (flock) by the process training in a run folder; never copied or frozen
 # In a frozen mirror, FILE.twin stands for FILE: a JSON pointer ({"path", "sha256"}) to a mirror file with
@@ -211,11 +211,21 @@ def twin_target(pointer: Path) -> Path:
         target, digest = pointer.parent / str(record["path"]), str(record["sha256"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"{pointer}: an unreadable twin pointer ({type(err).__name__}: {err})") from None
+    if not _inside_its_profile(pointer, target) or target.suffix == TWIN_SUFFIX or target.is_symlink():
+        raise CheckpointError(f"{pointer}: a twin pointer may only stand for a mirror file of its own profile's "
+                              f"frozen book, not {os.path.normpath(target)}; restore it (git checkout -- _freeze)")
     if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
         raise CheckpointError(f"{pointer} stands for {os.path.normpath(target)}, which is missing or has "
                               "changed; restore _freeze/ from git (git checkout -- _freeze) or re-run the "
                               "chapter that holds it")
     return target
+
+
+def _inside_its_profile(pointer: Path, target: Path) -> bool:
+    """Whether ``target`` lies inside the ``_freeze/<profile>/`` folder that holds ``pointer``."""
+    pointer = pointer.resolve()
+    profile = next((folder for folder in pointer.parents if folder.parent.name == FREEZE_DIR), None)
+    return profile is not None and target.resolve().is_relative_to(profile)
 
 
 def copy_unpacked(source: Path, dest: Path) -> bool:

@@ -1,6 +1,8 @@
 """Checkpoints: resumes load onto the CPU whatever the device, and damaged files fail in one line."""
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +229,25 @@ def test_a_run_folder_being_trained_refuses_a_second_trainer(tmp_path: Path) -> 
     assert train_gan(config, gan_images(), tmp_path / "gan", show_progress=False).resumed_from == first.step == 2
     assert train_classifier(classifier, data, data, CPU, tmp_path / "cls").history["step"].tolist() == [2]
     assert (tmp_path / "gan" / LOCK_FILE).exists()  # left behind, harmless: the OS lock went with its holder
+
+
+def test_a_twin_pointer_may_not_leave_its_profiles_frozen_book(tmp_path: Path) -> None:
+    from effgen.checkpoints import twin_pointer, twin_target
+
+    profile = tmp_path / "_freeze" / "paper"
+    pointer = profile / "03-tuning" / "runs" / "run" / "checkpoint.pt.twin"
+    pointer.parent.mkdir(parents=True)
+    inside = profile / "02-classifier" / "runs" / "run" / "checkpoint.pt"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    pointer.write_bytes(twin_pointer(pointer, inside, digest))
+    assert twin_target(pointer) == pointer.parent / os.path.relpath(inside, pointer.parent)
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(b"weights")
+    for escape in (outside, tmp_path / "_freeze" / "quick" / "x.pt"):
+        escape.parent.mkdir(parents=True, exist_ok=True)
+        escape.write_bytes(b"weights")
+        pointer.write_bytes(twin_pointer(pointer, escape, digest))
+        with pytest.raises(CheckpointError, match="only stand for a mirror file of its own profile"):
+            twin_target(pointer)
