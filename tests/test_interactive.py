@@ -103,6 +103,7 @@ def test_progress_is_text_in_ci_and_off_for_the_runner(monkeypatch: pytest.Monke
 
     from effgen.runtime import TEXT_MININTERVAL, progress
 
+    monkeypatch.delenv("EFFGEN_PROGRESS", raising=False)
     monkeypatch.setenv("CI", "true")
     bar = progress(total=3)
     assert type(bar) is std.tqdm and bar.mininterval == TEXT_MININTERVAL and not bar.disable
@@ -117,6 +118,7 @@ def test_progress_is_text_in_ci_and_off_for_the_runner(monkeypatch: pytest.Monke
 
 def test_a_keyboard_interrupt_mid_epoch_leaves_a_run_that_resumes(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EFFGEN_PROGRESS", raising=False)  # the interrupt rides on the progress bar's updates
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 20, (160,), generator=g)
     x = 0.3 * torch.randn(160, 3, 28, 28, generator=g) + (y.float() / 19 - 0.5)[:, None, None, None]

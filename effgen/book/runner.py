@@ -142,9 +142,24 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
     # keys are unknown; `plan` has already validated every key against the notebook, strictly.
     logging.getLogger("papermill").setLevel(logging.ERROR)
 
-    # Progress bars would land in the book as stderr noise; figures must stay inline.
+    # Progress bars would land in the book as stderr noise; figures must stay inline. The kernels inherit
+    # this environment; the calling process gets its own back afterwards.
+    saved = {name: os.environ.get(name) for name in ("EFFGEN_PROGRESS", "MPLBACKEND", "JUPYTER_PATH")}
     os.environ["EFFGEN_PROGRESS"] = "0"
     os.environ.pop("MPLBACKEND", None)
+    try:
+        return _execute_all(jobs, root, papermill, log, before, after)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _execute_all(jobs: Sequence[ChapterJob], root: Path, papermill: Any, log: Callable[[str], None],
+                 before: Callable[[ChapterJob], None] | None,
+                 after: Callable[[ChapterJob, float, list[str]], None] | None) -> list[ChapterRun]:
     _pin_kernel_to_this_python(root)
     runs: list[ChapterRun] = []
     for index, job in enumerate(jobs, start=1):
