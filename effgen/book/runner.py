@@ -262,6 +262,10 @@ def _label_injected_parameters(job: ChapterJob, root: Path) -> None:
     import nbformat
 
     notebook = nbformat.read(job.output, as_version=4)
+    record = notebook.metadata.get("papermill")
+    if record is not None:  # papermill's absolute paths (and the recorder's copy) are this machine's business
+        record["input_path"] = job.source.relative_to(root).as_posix()
+        record["output_path"] = job.output.relative_to(root).as_posix()
     declared = next((cell for cell in notebook.cells
                      if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])), None)
     options = _leading_options(declared.source) if declared is not None else []
