@@ -290,14 +290,7 @@ def fail_orphaned_trials(study: optuna.Study, grace_period: float) -> list[int]:
     orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                if "round" not in t.user_attrs and t.datetime_start is not None
                and (now - t.datetime_start).total_seconds() > grace_period]
-    failed = []
-    for t in orphans:
-        try:
-            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                failed.append(t.number)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker settled it first
-    return failed
+    return _fail(study, orphans)
 
 
 def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
@@ -308,11 +301,18 @@ def fail_dead_workers_trials(study: optuna.Study) -> list[int]:
     is asked instead. Workers on other machines are left to the heartbeat.
     """
     host = socket.gethostname()
-    failed = []
+    dead = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
-        if worker_host != host or not pid.isdigit() or _alive(int(pid)):
-            continue
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            dead.append(t)
+    return _fail(study, dead)
+
+
+def _fail(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> list[int]:
+    """Mark ``trials`` FAIL; returns the numbers of those this call settled (another worker may be first)."""
+    failed = []
+    for t in trials:
         try:
             if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                 failed.append(t.number)
