@@ -154,8 +154,7 @@ def _pointer_record(pointer: Path) -> tuple[Path, str] | None:
     """The file a twin pointer names and its recorded sha256, unchecked; None when it is unreadable.
 
     Not ``checkpoints.twin_target``: that hashes the target, which indexing every pointer need not do.
-    Kept here rather than in ``checkpoints`` because chapters import that module, and a change there
-    makes every frozen chapter stale (its fingerprint), for code no chapter runs.
+    Only the mirror indexes pointers, so it lives beside its one caller.
     """
     try:
         record = json.loads(pointer.read_text())
