@@ -289,19 +289,19 @@ def test_chapter_05_scores_every_generator(smoke_book: Path) -> None:
 
 def test_the_paper_queue_scripts_prepare_exactly_what_chapters_05_and_06_use(smoke_book: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """bench/paper/gan_runs.py and fid_references.py work ahead of chapters 05 and 06 in the paper
-    profile's queue: what they train and score must be what the chapters then find, not a near miss."""
-    import fid_references
-    import gan_runs
+    """`effgen jobs gan` and `effgen jobs fid-references` (effgen.book.jobs) work ahead of chapters 05 and 06
+    in the paper profile's queue: what they train and score must be what the chapters then find, not a near miss."""
+    from effgen.book.jobs import fid_references, gan_runs
+    from effgen.book.jobs.values import BEYOND, chapter_parameters
 
     monkeypatch.setenv("EFFGEN_ROOT", str(smoke_book))
     monkeypatch.setenv("EFFGEN_DATA", str(smoke_book / "data"))
-    values, beyond = gan_runs.chapter_parameters("smoke"), gan_runs.chapter_parameters("smoke", gan_runs.BEYOND)
+    values, beyond = chapter_parameters("smoke"), chapter_parameters("smoke", BEYOND)
     for which in ("modern", "ablation"):
         runs = gan_runs.beyond_runs(values, beyond, which)
         assert runs, which
         for name, config in runs.items():
-            folder = run_folder(smoke_book / "runs" / "smoke" / gan_runs.BEYOND, name, config)
+            folder = run_folder(smoke_book / "runs" / "smoke" / BEYOND, name, config)
             assert (folder / "generator.pt").is_file(), f"chapter 06 trained no {folder.name}"
     dataset, references = fid_references.reference_sets("smoke")
     evaluation = json.loads((smoke_book / "runs" / "smoke" / CHAPTER_05 / "metrics.json").read_text())

@@ -1,14 +1,15 @@
-"""bench/paper/gan_runs.py: chapter 06's runs trained ahead of the chapter, the ablation's full-recipe
-run shared with the long modern run."""
+"""effgen.book.jobs.gan_runs (`effgen jobs gan`): chapter 06's runs trained ahead of the chapter, the
+ablation's full-recipe run shared with the long modern run."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-import gan_runs
 import numpy as np
 import torch
 
+from effgen.book.jobs import gan_runs
+from effgen.book.jobs.values import BEYOND, chapter_parameters
 from effgen.gan import preset, run_folder, train_gan
 
 
@@ -33,8 +34,8 @@ def test_a_longer_run_continues_from_the_same_run_stopped_earlier(tmp_path: Path
 
 
 def test_the_paper_modern_job_trains_the_ablations_full_run_first_and_the_ablation_job_skips_it() -> None:
-    values = gan_runs.chapter_parameters("paper")
-    beyond = gan_runs.chapter_parameters("paper", gan_runs.BEYOND)
+    values = chapter_parameters("paper")
+    beyond = chapter_parameters("paper", BEYOND)
     modern = gan_runs.beyond_runs(values, beyond, "modern")
     ablation = gan_runs.beyond_runs(values, beyond, "ablation")
     assert list(modern) == [gan_runs.PREFIX_RUN, "gan-modern"]

@@ -1,11 +1,15 @@
-"""bench/paper/work_queue.py: jobs run in order on a fixed number of workers, after what they need."""
+"""effgen.book.jobs.queue (`effgen jobs queue`): jobs run in order on a fixed number of workers, after what
+they need; the `effgen jobs` commands."""
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
 
-from work_queue import Job, run_queue
+import pytest
+
+from effgen.book.jobs import Job, paper_jobs, run_queue
+from effgen.commands import build_parser, main
 
 
 def script(tmp_path: Path, name: str, code: int = 0) -> list[str]:
@@ -47,3 +51,50 @@ def test_a_job_that_runs_alone_gets_every_worker_and_others_one_thread(tmp_path:
     assert not failed and done == {"a", "b", "c", "d"}
     threads = {name: (tmp_path / f"{name}.threads").read_text() for name in "abcd"}
     assert threads == {"a": "1", "b": "1", "c": "2", "d": "2"}  # a and b side by side; c, then d, alone
+
+
+def test_the_paper_queue_runs_every_job_through_the_effgen_command() -> None:
+    queue = paper_jobs("python")
+    names = [job.name for job in queue]
+    assert len(set(names)) == len(names)
+    for job in queue:
+        assert job.command[:3] == ["python", "-m", "effgen"], job
+        assert all(need in names[:names.index(job.name)] for need in job.needs), job  # needs come first
+    commands = {job.name: " ".join(job.command[3:]) for job in queue}
+    assert commands["gan-modern"] == "jobs gan modern" and commands["fid-references"] == "jobs fid-references"
+    assert commands["04"] == "run 04 --profile paper"
+    parser = build_parser()  # every job's command parses as an effgen command
+    for job in queue:
+        assert parser.parse_args(job.command[3:]).func
+
+
+def test_the_jobs_commands_fail_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "queue", "--list"]) == 0
+    assert "gan-corrected" in capsys.readouterr().out
+    assert main(["jobs", "queue", "--only", "nope"]) == 2
+    assert capsys.readouterr().err.strip() == ("effgen: error: unknown job(s) nope; `effgen jobs queue --list` "
+                                               "lists them")
+    assert main(["jobs", "gan", "nope"]) == 2
+    assert "unknown GAN job 'nope'" in capsys.readouterr().err
+    assert main(["jobs", "gan", "faithful", "--profile", "No Such"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_the_pilots_command_is_the_pilots_module(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "pilots", "--list", "P0"]) == 0  # options go to python -m effgen.gan.pilots as they are
+    assert capsys.readouterr().out.startswith("P0: ")
+
+
+def test_fid_references_check_lists_each_set_as_missing_cached_or_frozen(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from effgen.book.jobs import fid_references as refs
+
+    a, b, c = (refs.ReferenceSet((chapter,), split, 8, 0, 4) for chapter, split in (("05", "train"), ("05", "test"),
+                                                                                    ("06", "test")))
+    monkeypatch.setattr(refs, "reference_sets", lambda profile: ("cifar10", [a, b, c]))
+    monkeypatch.setattr(refs, "still_needed", lambda profile, sets: [a, b])  # 06 is frozen
+    monkeypatch.setattr(refs, "missing_sets", lambda profile, every=False: [b])
+    assert refs.reference_states("paper") == ("cifar10", [("cached", a), ("missing", b), ("frozen", c)])
+    assert main(["jobs", "fid-references", "--check"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "missing  cifar10 test, 8 images, seed 0 (chapter 05)" and lines[2].startswith("frozen   ")

@@ -15,7 +15,7 @@ from effgen import __version__
 from effgen.errors import EffgenError
 
 # Book order of the command groups in --help; each name is a module in effgen.commands.
-COMMAND_MODULES: tuple[str, ...] = ("book", "data", "train", "evaluate", "tune", "fid", "lpips")
+COMMAND_MODULES: tuple[str, ...] = ("book", "jobs", "data", "train", "evaluate", "tune", "fid", "lpips")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,8 +16,9 @@ seed are the base's throughout, so every run in one dict costs the same per step
 * EMA -> the run's generator is the trained one.
 
 ``modern_run_config`` and ``ablation_run_configs`` build chapter 06's runs from chapter 04's
-budget. They are the one place those configs are made: the chapter and ``bench/paper/gan_runs.py``
-(which trains them ahead of the chapter) both call them, so both land in the same run folders.
+budget. They are the one place those configs are made: the chapter and ``effgen jobs gan``
+(``effgen.book.jobs.gan_runs``, which trains them ahead of the chapter) both call them, so both land in
+the same run folders.
 """
 from __future__ import annotations
 

@@ -2,11 +2,11 @@
 
 The paper profile is days of CPU here, computed across sessions that each end without warning.
 Each job below is one single-threaded process (one per core beats one process on all cores
-while other work shares the machine; see ``gan_runs.py``), and each is idempotent: a finished
+while other work shares the machine; see ``gan_runs``), and each is idempotent: a finished
 GAN run reloads, a frozen chapter is skipped, an interrupted one resumes from its last checkpoint.
-So the same command every session picks up where the last one stopped:
+So the same command every session picks up where the last one stopped::
 
-    python bench/paper/work_queue.py --workers 2 &      # logs in runs/paper/queue/
+    effgen jobs queue --workers 2 &      # logs in runs/paper/queue/
     ...
     kill %1; effgen snapshot --profile paper       # before the session ends; then commit _freeze/paper
 
@@ -17,23 +17,24 @@ GAN. Measured here, one thread each: a DCGAN step takes 0.94 s alone, 1.05-1.11 
 GAN and 1.07 s beside a classifier, whose own step slows by only 4% (0.36 -> 0.375 s).
 
 The profile ends in a chain, 04 -> 05 -> 06 -> summary, that little can run beside. So whatever that
-chain can do early is a job of its own: the FID reference statistics (``fid_references.py``), chapter
-06's modern GAN and its ablation runs (``gan_runs.py``), and chapter 04 starts as soon as both DCGANs
-are done. A job that starts with nothing else running and nothing else ready stays alone until it
-ends (only its end can make another job ready), so it gets every worker's thread
-(``OMP_NUM_THREADS``; the scripts' ``--threads`` follows it); any other job gets one.
+chain can do early is a job of its own: the FID reference statistics (``effgen jobs fid-references``),
+chapter 06's modern GAN and its ablation runs (``effgen jobs gan modern|ablation``), and chapter 04
+starts as soon as both DCGANs are done. A job that starts with nothing else running and nothing else
+ready stays alone until it ends (only its end can make another job ready), so it gets every worker's
+thread (``OMP_NUM_THREADS``; the jobs' ``--threads`` follows it); any other job gets one.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from effgen.book.freeze import status
+from effgen.errors import ParamsError
 from effgen.paths import project_root, runs_dir
 
 PROFILE = "paper"
@@ -41,30 +42,37 @@ PROFILE = "paper"
 
 @dataclass
 class Job:
+    """One queued process: ``command`` starts once every job in ``needs`` is done."""
+
     name: str
     command: list[str]
     needs: list[str] = field(default_factory=list)
     chapter: str | None = None  # a chapter job is done before it starts when the chapter is frozen and current
 
 
-def jobs(python: str, effgen: str) -> list[Job]:
-    gan = [python, "bench/paper/gan_runs.py"]
+def paper_jobs(python: str = sys.executable) -> list[Job]:
+    """The paper profile's jobs in queue order; each runs ``python -m effgen ...`` in the project's root."""
+    effgen = [python, "-m", "effgen"]
+    gan = [*effgen, "jobs", "gan"]
+
+    def chapter(number: str, name: str, needs: Sequence[str] = ()) -> Job:
+        return Job(number, [*effgen, "run", number, "--profile", PROFILE], list(needs), name)
+
     return [
         Job("gan-corrected", [*gan, "corrected"]),
-        Job("02", [effgen, "run", "02", "--profile", PROFILE], chapter="02-classifier"),
+        chapter("02", "02-classifier"),
         Job("gan-faithful", [*gan, "faithful"]),
-        Job("01", [effgen, "run", "01", "--profile", PROFILE], chapter="01-activations"),
-        Job("04", [effgen, "run", "04", "--profile", PROFILE], ["gan-faithful", "gan-corrected"], "04-dcgan"),
-        Job("fid-references", [python, "bench/paper/fid_references.py"]),
+        chapter("01", "01-activations"),
+        chapter("04", "04-dcgan", ["gan-faithful", "gan-corrected"]),
+        Job("fid-references", [*effgen, "jobs", "fid-references"]),
         Job("gan-modern", [*gan, "modern"]),
-        Job("05", [effgen, "run", "05", "--profile", PROFILE], ["04", "fid-references"], "05-evaluation"),
-        Job("03", [effgen, "run", "03", "--profile", PROFILE], chapter="03-tuning"),
+        chapter("05", "05-evaluation", ["04", "fid-references"]),
+        chapter("03", "03-tuning"),
         Job("gan-ablation", [*gan, "ablation"]),
         # 06 reads nothing of 05, but scores chapter 04's generators as 05 did: after 05, from its cached
         # statistics, instead of computing them a second time beside it.
-        Job("06", [effgen, "run", "06", "--profile", PROFILE], ["04", "05", "gan-modern", "gan-ablation"],
-            "06-beyond"),
-        Job("index", [effgen, "run", "index", "--profile", PROFILE], ["01", "02", "03", "04", "05", "06"], "index"),
+        chapter("06", "06-beyond", ["04", "05", "gan-modern", "gan-ablation"]),
+        chapter("index", "index", ["01", "02", "03", "04", "05", "06"]),
     ]
 
 
@@ -76,6 +84,10 @@ def with_threads(env: dict[str, str], threads: int) -> dict[str, str]:
     return {**env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
+def _say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
 def run_queue(queue: list[Job], workers: int, done: set[str], logs: Path, env: dict[str, str],
               cwd: Path, poll_seconds: float = 5.0) -> tuple[set[str], set[str]]:
     """Run ``queue`` on ``workers`` processes at once, each job once its needs are in ``done``.
@@ -84,18 +96,17 @@ def run_queue(queue: list[Job], workers: int, done: set[str], logs: Path, env: d
     """
     done, failed = set(done), set()
     waiting = [job for job in queue if job.name not in done]
-    running: dict[str, subprocess.Popen] = {}
+    running: dict[str, subprocess.Popen[bytes]] = {}
     while waiting or running:
         for name, process in list(running.items()):
             if process.poll() is not None:
                 del running[name]
                 (done if process.returncode == 0 else failed).add(name)
-                print(f"{time.strftime('%H:%M:%S')} {name}: exit {process.returncode}", flush=True)
+                _say(f"{name}: exit {process.returncode}")
         for job in [job for job in waiting if any(need in failed for need in job.needs)]:
             waiting.remove(job)
             failed.add(job.name)
-            print(f"{time.strftime('%H:%M:%S')} {job.name}: skipped, {', '.join(job.needs)} did not all finish",
-                  flush=True)
+            _say(f"{job.name}: skipped, {', '.join(job.needs)} did not all finish")
         ready = [job for job in waiting if all(need in done for need in job.needs)]
         while ready and len(running) < workers:
             job = ready.pop(0)
@@ -107,7 +118,7 @@ def run_queue(queue: list[Job], workers: int, done: set[str], logs: Path, env: d
                 log.flush()
                 running[job.name] = subprocess.Popen(job.command, cwd=cwd, env=with_threads(env, threads),
                                                      stdout=log, stderr=subprocess.STDOUT)
-            print(f"{time.strftime('%H:%M:%S')} {job.name}: started, {threads} thread(s)", flush=True)
+            _say(f"{job.name}: started, {threads} thread(s)")
         if not running and waiting:
             print(f"queue: {', '.join(job.name for job in waiting)} wait on jobs that are not queued", flush=True)
             failed.update(job.name for job in waiting)
@@ -117,34 +128,30 @@ def run_queue(queue: list[Job], workers: int, done: set[str], logs: Path, env: d
     return done, failed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--only", nargs="*", help="run just these jobs (names as listed by --list)")
-    parser.add_argument("--list", action="store_true", help="print the jobs and exit")
-    args = parser.parse_args()
+def select(queue: list[Job], only: Sequence[str] | None) -> list[Job]:
+    """The jobs named in ``only`` (all of them when it is empty), in queue order."""
+    if not only:
+        return queue
+    unknown = set(only) - {job.name for job in queue}
+    if unknown:
+        raise ParamsError(f"unknown job(s) {', '.join(sorted(unknown))}; `effgen jobs queue --list` lists them")
+    return [job for job in queue if job.name in only]
+
+
+def run_paper_queue(workers: int, only: Sequence[str] | None = None) -> set[str]:
+    """Run the paper profile's jobs (those named in ``only``) on ``workers`` processes; logs go to
+    ``runs/paper/queue/<job>.log``. Returns the jobs that failed."""
+    if workers < 1:
+        raise ParamsError(f"--workers must be at least 1, got {workers}")
     root = project_root()
-    queue = jobs(sys.executable, str(Path(sys.executable).parent / "effgen"))
-    if args.list:
-        for job in queue:
-            print(f"{job.name:14s} needs {', '.join(job.needs) or '-':30s} {' '.join(job.command[1:])}")
-        return
-    if args.only:
-        unknown = set(args.only) - {job.name for job in queue}
-        if unknown:
-            parser.error(f"unknown job(s) {', '.join(sorted(unknown))}; see --list")
-        queue = [job for job in queue if job.name in args.only]
+    queue = select(paper_jobs(), only)
     frozen = frozen_chapters(root)
     already = {job.name for job in queue if job.chapter in frozen}
     logs = runs_dir(PROFILE) / "queue"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "EFFGEN_PROGRESS": "0"}  # threads are set per job (run_queue)
-    print(f"queue: {len(queue) - len(already)} job(s) to do, {len(already)} done already; {args.workers} "
+    print(f"queue: {len(queue) - len(already)} job(s) to do, {len(already)} done already; {workers} "
           f"worker(s); logs in {logs.relative_to(root)}", flush=True)
-    done, failed = run_queue(queue, args.workers, already, logs, env, root)
+    done, failed = run_queue(queue, workers, already, logs, env, root)
     print(f"queue: done {sorted(done)}; failed {sorted(failed) or 'none'}", flush=True)
-    sys.exit(1 if failed else 0)
-
-
-if __name__ == "__main__":
-    main()
+    return failed

@@ -1,9 +1,9 @@
-"""Compute the paper profile's FID reference statistics ahead of chapters 05 and 06.
+"""The paper profile's FID reference statistics, computed ahead of chapters 05 and 06.
 
 FID compares a generator's samples with real images. The real side does not depend on any trained
 model, but chapters 05 and 06 can compute it only once chapter 04 is done. On the 2-core CPU here that
 is about an hour of Inception (10,000 images in 1,420 s on one core beside a classifier job, in this
-script's log of 2026-12-03) at the end of the profile, when little else can run beside it. This script
+job's log of 2026-12-03) at the end of the profile, when little else can run beside it. This job
 computes the same statistics early, as its own queue job:
 
 - chapter 05: ``n_fid`` seeded images of the test split and of the train split;
@@ -13,24 +13,19 @@ computes the same statistics early, as its own queue job:
 They go to the same content-addressed cache the chapters read (``<data>/fid-stats``, see
 ``effgen.metrics.cached_stats``), made with the chapters' own calls, so the chapters find them and
 compute only the generators' side. A set that is already cached costs only a hash, and a set that only
-frozen, current chapters asked for is skipped (their results are kept; ``--all`` computes it anyway, e.g.
-to re-execute such a chapter on a machine whose cache is empty). ``--check`` computes nothing and fails
-if any set still needed is missing.
-
-    python bench/paper/fid_references.py --threads 1
+frozen, current chapters asked for is skipped (their results are kept; ``every`` computes it anyway, e.g.
+to re-execute such a chapter on a machine whose cache is empty). ``effgen jobs fid-references --check``
+computes nothing and fails if any set still needed is missing.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
 from dataclasses import dataclass
 
 import torch
-from gan_runs import BEYOND, chapter_parameters  # bench/paper/ is on sys.path
 
 from effgen.book.freeze import status
+from effgen.book.jobs.values import BEYOND, EVALUATION, chapter_parameters
 from effgen.data import gan_dataset, images
 from effgen.metrics import (
     ensure_inception_weights,
@@ -39,8 +34,6 @@ from effgen.metrics import (
     image_set_stats,
 )
 from effgen.paths import data_root, project_root
-
-EVALUATION = "05-evaluation"
 
 
 @dataclass(frozen=True)
@@ -91,24 +84,21 @@ def missing_sets(profile: str, every: bool = False) -> list[ReferenceSet]:
             if find_cached_stats(image_set_pixels(splits[ref.split], ref.n, ref.seed), cache) is None]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="paper")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
-                        help="torch threads (default: OMP_NUM_THREADS, which work_queue.py sets, else 1)")
-    parser.add_argument("--check", action="store_true", help="compute nothing; exit 1 if a set is missing")
-    parser.add_argument("--all", action="store_true",
-                        help="also the sets that only frozen, current chapters asked for")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    dataset, every_set = reference_sets(args.profile)
-    sets = every_set if args.all else still_needed(args.profile, every_set)
-    if args.check:
-        missing = missing_sets(args.profile, args.all)
-        for ref in every_set:
-            state = "missing" if ref in missing else "cached " if ref in sets else "frozen "
-            print(f"{state}  {dataset} {ref.describe()}")
-        sys.exit(1 if missing else 0)
+def reference_states(profile: str, every: bool = False) -> tuple[str, list[tuple[str, ReferenceSet]]]:
+    """(dataset, [(state, set)]) for every set: "missing", "cached" or "frozen" (only frozen, current
+    chapters asked for it, and ``every`` is off); no Inception is run."""
+    dataset, every_set = reference_sets(profile)
+    wanted = every_set if every else still_needed(profile, every_set)
+    missing = missing_sets(profile, every)
+    return dataset, [("missing" if ref in missing else "cached" if ref in wanted else "frozen", ref)
+                     for ref in every_set]
+
+
+def compute_references(profile: str, threads: int, every: bool = False) -> None:
+    """Compute (or find cached) every set still needed, all of them with ``every``, on the CPU."""
+    torch.set_num_threads(threads)
+    dataset, every_set = reference_sets(profile)
+    sets = every_set if every else still_needed(profile, every_set)
     for ref in every_set:
         if ref not in sets:
             print(f"{dataset} {ref.describe()}: skipped, its chapters are frozen and current", flush=True)
@@ -120,7 +110,3 @@ def main() -> None:
                                 batch_size=ref.batch_size)
         how = "cached" if "cached" in stats.provenance else f"computed in {time.perf_counter() - started:.0f} s"
         print(f"{dataset} {ref.describe()}: {how}", flush=True)
-
-
-if __name__ == "__main__":
-    main()

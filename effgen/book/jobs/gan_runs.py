@@ -1,18 +1,18 @@
-"""Train chapter 04's (and chapter 06's modern) paper-profile GAN runs outside the notebook, one per process.
+"""Chapter 04's (and chapter 06's modern and ablation) GAN runs, trained outside the notebooks, one job per process.
 
-The chapter trains its runs one after another in one kernel. On a 2-core CPU shared with
-other work, two single-threaded processes (one per recipe) finish sooner than one
-two-threaded process, whose OpenMP threads stall whenever a core is busy elsewhere. Each run
-goes to the folder the chapter itself uses (``effgen.gan.run_folder`` under
-``runs/paper/04-dcgan/``) with the config the chapter builds from its parameters cell and
-``params/paper/04-dcgan.yml``, so executing the chapter afterwards reuses the finished runs,
-and an interrupted run resumes from its last checkpoint (thawed from ``_freeze/`` on a fresh clone).
+The chapter trains its runs one after another in one kernel. On a 2-core CPU shared with other
+work, two single-threaded processes (one per recipe) finish sooner than one two-threaded process,
+whose OpenMP threads stall whenever a core is busy elsewhere. Each run goes to the folder the chapter
+itself uses (``effgen.gan.run_folder`` under ``runs/<profile>/04-dcgan/``) with the config the chapter
+builds from its parameters cell and ``params/<profile>/04-dcgan.yml``, so executing the chapter
+afterwards reuses the finished runs, and an interrupted run resumes from its last checkpoint (thawed
+from ``_freeze/`` on a fresh clone)::
 
-    python bench/paper/gan_runs.py faithful --threads 1 &
-    python bench/paper/gan_runs.py corrected --threads 1 &
-    python bench/paper/gan_runs.py modern --threads 1 &     # chapter 06's modern recipe (after the
-                                                            # ablation's full-recipe run, its first steps)
-    python bench/paper/gan_runs.py ablation --threads 1 &   # chapter 06's other leave-one-out runs
+    effgen jobs gan faithful --threads 1 &
+    effgen jobs gan corrected --threads 1 &
+    effgen jobs gan modern --threads 1 &     # chapter 06's modern recipe (after the ablation's
+                                             # full-recipe run, its first steps)
+    effgen jobs gan ablation --threads 1 &   # chapter 06's other leave-one-out runs
 
 The modern and ablation runs are built by the functions chapter 06 builds them with
 (``effgen.gan.modern_run_config``, ``ablation_run_configs``): chapter 04's steps, "epoch", batch size
@@ -20,16 +20,17 @@ and seed, chapter 06's architecture, cadence and ablation length.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from effgen.book.freeze import thaw
-from effgen.book.params import declared_parameters, load_params_file
+from effgen.book.jobs.values import BEYOND, DCGAN, chapter_parameters
 from effgen.data import gan_dataset
+from effgen.errors import ParamsError
 from effgen.gan import (
     GanConfig,
     ablation_folder,
@@ -42,22 +43,12 @@ from effgen.gan import (
 )
 from effgen.paths import project_root, runs_dir
 
-CHAPTER = "04-dcgan"
-BEYOND = "06-beyond"  # the modern recipe's chapter
+GAN_JOBS = ("faithful", "corrected", "corrected-augmented", "modern", "ablation")
+PREFIX_RUN = "ablation-modern"  # the ablation's full-recipe run: the modern run's first steps, when keys match
 
 
-def chapter_parameters(profile: str, chapter: str = CHAPTER) -> dict:
-    """A chapter's parameter values for ``profile``: notebook defaults, then the params file."""
-    root = project_root()
-    values = {name: p.default for name, p in declared_parameters(root / "chapters" / f"{chapter}.ipynb").items()}
-    params_file = root / "params" / profile / f"{chapter}.yml"
-    if params_file.is_file():
-        values.update(load_params_file(params_file))
-    return values
-
-
-def run_configs(values: dict) -> dict:
-    """name -> GanConfig, exactly as the chapter builds them."""
+def run_configs(values: dict[str, Any]) -> dict[str, GanConfig]:
+    """Chapter 04's runs, name -> GanConfig, exactly as the chapter builds them from its ``values``."""
     common = {"steps": values["steps"], "batch_size": values["batch_size"], "epoch_steps": values["epoch_steps"],
               "seed": values["seed"], "sample_every": values["sample_every"],
               "checkpoint_every": values["checkpoint_every"]}
@@ -67,7 +58,7 @@ def run_configs(values: dict) -> dict:
     return configs
 
 
-def modern_config(values: dict, beyond: dict) -> GanConfig:
+def modern_config(values: dict[str, Any], beyond: dict[str, Any]) -> GanConfig:
     """Chapter 06's modern run: chapter 04's budget and seed, chapter 06's shape and cadence."""
     return modern_run_config(beyond["modern_architecture"], steps=values["steps"],
                              epoch_steps=values["epoch_steps"], batch_size=values["batch_size"],
@@ -75,10 +66,7 @@ def modern_config(values: dict, beyond: dict) -> GanConfig:
                              sample_every=beyond["gan_sample_every"])
 
 
-PREFIX_RUN = "ablation-modern"  # the ablation's full-recipe run: the modern run's first steps, when keys match
-
-
-def beyond_runs(values: dict, beyond: dict, which: str) -> dict[str, GanConfig]:
+def beyond_runs(values: dict[str, Any], beyond: dict[str, Any], which: str) -> dict[str, GanConfig]:
     """Folder prefix -> config of chapter 06's ``which`` runs ("modern" or "ablation"), in training order.
 
     The ablation's full-recipe run differs from the modern run only in its length when both have the
@@ -98,6 +86,7 @@ def beyond_runs(values: dict, beyond: dict, which: str) -> dict[str, GanConfig]:
 
 
 def run_key(config: GanConfig) -> str:
+    """The run key ``run_folder`` ends a folder's name with (the steps are not part of it)."""
     return run_folder(Path("."), "run", config).name.rsplit("-", 1)[1]
 
 
@@ -121,39 +110,38 @@ def start_from_prefix(folder: Path, prefix: Path) -> bool:
     return True
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="faithful | corrected | corrected-augmented | modern | ablation")
-    parser.add_argument("--profile", default="paper")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
-                        help="torch threads (default: OMP_NUM_THREADS, which work_queue.py sets, else 1)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    values = chapter_parameters(args.profile)
-    chapter, runs = CHAPTER, run_configs(values)
-    if args.run in ("modern", "ablation"):
-        chapter, runs = BEYOND, beyond_runs(values, chapter_parameters(args.profile, BEYOND), args.run)
-    elif args.run in runs:
-        runs = {args.run: runs[args.run]}
-    else:
-        parser.error(f"unknown run {args.run!r}; choose one of {', '.join(runs)}, modern, ablation")
+def chapter_runs(profile: str, which: str) -> tuple[str, dict[str, GanConfig]]:
+    """(chapter, folder prefix -> config) of the job ``which`` (one of ``GAN_JOBS``), in training order."""
+    values = chapter_parameters(profile)
+    if which in ("modern", "ablation"):
+        return BEYOND, beyond_runs(values, chapter_parameters(profile, BEYOND), which)
+    runs = run_configs(values)
+    if which not in runs:
+        hint = " (chapter 04 trains it only with augment: true)" if which == "corrected-augmented" else ""
+        raise ParamsError(f"unknown GAN job {which!r}{hint}; choose one of {', '.join([*runs, 'modern', 'ablation'])}")
+    return DCGAN, {which: runs[which]}
+
+
+def train_ahead(profile: str, which: str, threads: int) -> None:
+    """Train the runs of the job ``which`` on the CPU with ``threads`` torch threads, into their chapter's
+    run folder; a finished run reloads, an interrupted one resumes."""
+    torch.set_num_threads(threads)
+    chapter, runs = chapter_runs(profile, which)
+    root = project_root()
     # A fresh clone has the in-progress checkpoints only in _freeze/ (effgen snapshot): bring them back first.
-    thawed = thaw(project_root(), args.profile, chapter)
+    thawed = thaw(root, profile, chapter)
     if thawed:
-        print(f"thawed {thawed} file(s) of {chapter} from _freeze/{args.profile}/", flush=True)
+        print(f"thawed {thawed} file(s) of {chapter} from _freeze/{profile}/", flush=True)
+    values = chapter_parameters(profile)
     data = gan_dataset(values["dataset"], "train", allow_stand_in=values["allow_stand_in"])
     for name, config in runs.items():
-        folder = run_folder(runs_dir(args.profile, chapter), name, config)
+        folder = run_folder(runs_dir(profile, chapter), name, config)
         if name == "gan-modern" and PREFIX_RUN in runs:
-            prefix = run_folder(runs_dir(args.profile, chapter), PREFIX_RUN, runs[PREFIX_RUN])
+            prefix = run_folder(runs_dir(profile, chapter), PREFIX_RUN, runs[PREFIX_RUN])
             if start_from_prefix(folder, prefix):
                 print(f"{name}: starts from {prefix.name}, its first {runs[PREFIX_RUN].steps:,} steps", flush=True)
-        print(f"{name}: {config.steps:,} steps into {Path(folder).relative_to(project_root())} "
-              f"on {data.provenance['dataset']}, {args.threads} thread(s)", flush=True)
+        print(f"{name}: {config.steps:,} steps into {Path(folder).relative_to(root)} "
+              f"on {data.provenance['dataset']}, {threads} thread(s)", flush=True)
         run = train_gan(config, data.images, folder, torch.device("cpu"), provenance=data.provenance,
                         show_progress=False, keep_raw_generator=keeps_raw_generator(name))
         print(f"{name}: step {run.step:,}/{config.steps:,}, {run.seconds:.0f} s this call", flush=True)
-
-
-if __name__ == "__main__":
-    main()
