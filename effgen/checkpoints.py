@@ -12,12 +12,14 @@ the tuning study and the GAN share: a run is found again only if every caller ha
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import json
 import os
 import pickle
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -172,14 +174,25 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     return tuple(shape) if shape is not None else None
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def temporary_sibling(path: Path) -> Path:
+    """The name ``path`` is written under before it is renamed into place.
+
+    Beside it, so the rename stays on one filesystem and is atomic; hidden and ending in ``.tmp``, so
+    listings and the freeze mirror pass it by; one per process, so two processes writing one file at
+    once (two chapters converting the same weights) never write into each other's half.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a sibling temporary file, then rename it over ``path``.
 
     A reader sees the old file or the new one, never half of one, even if the run is killed.
+    ``tmp`` does not end in ``path``'s suffix: a writer that appends one (``np.save``) gets a handle.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_sibling(path)
     try:
         write(tmp)
         tmp.replace(path)
@@ -187,6 +200,54 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_torch_save(payload: Any, path: Path) -> Path:
+    """``torch.save(payload, path)`` through :func:`atomic_write`.
+
+    The bytes go through a handle: given a file name, torch names the archive's inner folder after
+    it, so the temporary name would end up in the file and identical payloads would differ.
+    """
+    import torch
+
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            torch.save(payload, handle)
+
+    return atomic_write(path, save)
+
+
+def atomic_folder(folder: Path, build: Callable[[Path], Path]) -> Path:
+    """Make ``folder`` appear complete or not at all.
+
+    ``build(scratch)`` fills ``scratch``, a fresh hidden sibling of ``folder``, or a folder inside it,
+    and returns the folder to install; that is renamed into place, and an existing ``folder`` is
+    swapped out only once the new one is whole. Whatever ``build`` leaves in ``scratch`` is removed.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        built = build(scratch)
+        built.chmod(0o755)  # mkdtemp makes scratch private; the finished folder should read like any other
+        _swap_into_place(built, folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
+def _swap_into_place(built: Path, folder: Path) -> None:
+    if not folder.exists():
+        try:
+            os.replace(built, folder)
+            return
+        except OSError as error:  # another process (two chapters building one dataset) got there first
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
+    os.replace(folder, old / folder.name)
+    os.replace(built, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def unpacked(relative: Path) -> Path:
@@ -238,7 +299,7 @@ def copy_unpacked(source: Path, dest: Path) -> bool:
     if source.suffix == TWIN_SUFFIX:
         return copy_unpacked(twin_target(source), dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.copy-{os.getpid()}.tmp")  # one name per process
+    tmp = temporary_sibling(dest)
     if unpacked(Path(source.name)).name != source.name:
         tmp.write_bytes(gzip.decompress(source.read_bytes()))
     else:

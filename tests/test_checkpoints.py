@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from effgen.checkpoints import atomic_write
+from effgen.checkpoints import atomic_folder, atomic_torch_save, atomic_write
 from effgen.classifier import ClassifierConfig, load_classifier, train_classifier
 from effgen.commands import main
 from effgen.errors import CheckpointError, EffgenError
@@ -206,6 +206,43 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         atomic_write(target, fail)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_atomic_write_stages_in_a_hidden_sibling_of_its_own(tmp_path: Path) -> None:
+    staged: list[Path] = []
+    atomic_write(tmp_path / "x.txt", lambda tmp: (staged.append(tmp), tmp.write_text("new")))
+    assert staged == [tmp_path / f".x.txt.{os.getpid()}.tmp"] and (tmp_path / "x.txt").read_text() == "new"
+
+
+def test_atomic_torch_save_bytes_do_not_depend_on_the_file_name(tmp_path: Path) -> None:
+    payload = {"weight": torch.arange(6.0).reshape(2, 3)}
+    a = atomic_torch_save(payload, tmp_path / "a.pt")
+    b = atomic_torch_save(payload, tmp_path / "sub" / "b.pt")
+    assert a.read_bytes() == b.read_bytes()
+    assert torch.equal(torch.load(a, weights_only=True)["weight"], payload["weight"])
+
+
+def test_atomic_folder_replaces_a_folder_only_once_the_new_one_is_whole(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "old.txt").write_text("old")
+
+    def broken(scratch: Path) -> Path:
+        (scratch / "new.txt").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_folder(folder, broken)
+    assert [p.name for p in tmp_path.iterdir()] == ["set"] and [p.name for p in folder.iterdir()] == ["old.txt"]
+
+    def nested(scratch: Path) -> Path:  # the folder to install may sit inside the scratch folder
+        (scratch / "wrapper" / "tree").mkdir(parents=True)
+        (scratch / "wrapper" / "tree" / "new.txt").write_text("new")
+        return scratch / "wrapper" / "tree"
+
+    atomic_folder(folder, nested)
+    assert [p.name for p in tmp_path.iterdir()] == ["set"] and [p.name for p in folder.iterdir()] == ["new.txt"]
+    assert folder.stat().st_mode & 0o777 == 0o755
 
 
 # ---------------------------------------------------------------- one trainer per run folder

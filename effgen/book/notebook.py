@@ -32,6 +32,7 @@ from IPython.display import Markdown
 from effgen.book import paper
 from effgen.book.provenance import environment
 from effgen.budget import BudgetReport
+from effgen.checkpoints import atomic_write
 from effgen.errors import EffgenError, MissingArtifactError, ParamsError
 from effgen.paths import PROFILES, project_root, runs_dir
 from effgen.runtime import describe, ipython_shell, parameters_injected, pick_device
@@ -114,11 +115,8 @@ class Chapter:
             "headline": headline or [],
             "metrics": dict(metrics),
         }
-        path = self.metrics_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, default=_jsonable))
-        tmp.replace(path)
+        text = json.dumps(payload, indent=2, default=_jsonable)
+        atomic_write(self.metrics_path, lambda tmp: tmp.write_text(text))
 
 
 def _jsonable(value: Any) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from effgen.checkpoints import atomic_write
 from effgen.data import addnist_official
 from effgen.data.addnist_format import (
     PROVENANCE_FILE,
@@ -158,10 +159,8 @@ class OfflineVerdicts:
 
     def _write(self, record: dict[str, Any]) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(record, indent=1))
-            tmp.replace(self.path)
+            text = json.dumps(record, indent=1)
+            atomic_write(self.path, lambda tmp: tmp.write_text(text))
         except OSError as err:  # a read-only data folder only costs the retries this file saves
             log.info("could not record the download verdict in %s: %s", self.path, err)
 

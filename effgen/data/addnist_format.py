@@ -7,11 +7,8 @@ Every source writes this format, so this module is the only reader.
 """
 from __future__ import annotations
 
-import errno
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from effgen.checkpoints import atomic_folder, atomic_write
 from effgen.data.addnist_recipe import N_CLASSES
 from effgen.data.download import sha256_file, verify_file
 from effgen.errors import DataError
@@ -154,11 +152,7 @@ def write_addnist_folder(folder: Path, splits: dict[str, tuple[np.ndarray, np.nd
     Everything is written into a temporary sibling folder, validated, and then renamed into
     place; an existing ``folder`` is replaced only after the new one is whole.
     """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-    staging.chmod(0o755)  # mkdtemp makes it private; the finished folder should read like any other
-    try:
+    def build(staging: Path) -> Path:
         files: dict[str, dict[str, Any]] = {}
         for split in SPLITS:
             x, y = splits[split]
@@ -170,11 +164,9 @@ def write_addnist_folder(folder: Path, splits: dict[str, tuple[np.ndarray, np.nd
                 files[path.name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
         record = {**provenance, "files": files}
         (staging / PROVENANCE_FILE).write_text(json.dumps(record, separators=(",", ":")))
-        _swap_into_place(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
+        return staging
+
+    return atomic_folder(folder, build)
 
 
 def record_checksums(folder: Path) -> None:
@@ -182,23 +174,8 @@ def record_checksums(folder: Path) -> None:
     record = read_provenance(folder) or _unrecorded(folder)
     record["files"] = {name: {"size": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)}
                        for name in FILE_NAMES}
-    tmp = folder / f".{PROVENANCE_FILE}.tmp"
-    tmp.write_text(json.dumps(record, separators=(",", ":")))
-    os.replace(tmp, folder / PROVENANCE_FILE)
-
-
-def _swap_into_place(staging: Path, folder: Path) -> None:
-    if not folder.exists():
-        try:
-            os.replace(staging, folder)
-            return
-        except OSError as error:  # another process (two chapters building one dataset) got there first
-            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-    old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
-    os.replace(folder, old / folder.name)
-    os.replace(staging, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    text = json.dumps(record, separators=(",", ":"))
+    atomic_write(folder / PROVENANCE_FILE, lambda tmp: tmp.write_text(text))
 
 
 def export_addnist_folder(data: AddNIST, out: Path) -> Path:
@@ -206,10 +183,8 @@ def export_addnist_folder(data: AddNIST, out: Path) -> Path:
     out = Path(out)
     if out.resolve() == data.folder.resolve():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    staging.chmod(0o755)
-    try:
+
+    def build(staging: Path) -> Path:
         for name in FILE_NAMES:
             shutil.copyfile(data.folder / name, staging / name)
         record = read_provenance(data.folder) or {}
@@ -217,8 +192,6 @@ def export_addnist_folder(data: AddNIST, out: Path) -> Path:
         (staging / PROVENANCE_FILE).write_text(json.dumps(record, separators=(",", ":")))
         if "files" not in record:
             record_checksums(staging)
-        _swap_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+        return staging
+
+    return atomic_folder(out, build)

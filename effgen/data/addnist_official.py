@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from effgen.checkpoints import atomic_folder
 from effgen.data.addnist_format import FILE_NAMES, read_provenance, record_checksums
 from effgen.data.download import download
 from effgen.errors import DataError
@@ -33,12 +33,11 @@ def fetch_official(folder: Path, url: str = OFFICIAL_URL, sha256: str | None = N
     are recorded and re-verified, and the six files appear in ``folder`` in one rename.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".download"))
-    try:
+
+    def build(work: Path) -> Path:
         record = download(url, work / "addnist.zip", sha256=sha256, description="AddNIST (629 MiB)")
         staging = work / folder.name
-        staging.mkdir(mode=0o755)
+        staging.mkdir()
         extract_official(record.path, staging)
         zip_record = record.as_dict()
         provenance = {
@@ -55,9 +54,9 @@ def fetch_official(folder: Path, url: str = OFFICIAL_URL, sha256: str | None = N
         if folder.exists():
             raise DataError(f"{folder}: exists but does not hold the six AddNIST files; "
                             f"move it away before downloading")
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        return staging
+
+    atomic_folder(folder, build)
     return read_provenance(folder) or {}
 
 

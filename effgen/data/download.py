@@ -1,7 +1,7 @@
 """Atomic, checksummed downloads: a file either arrives whole and verified, or not at all.
 
 Bytes stream into a temporary file beside the destination while they are hashed; only a
-complete, verified file is renamed into place (``os.replace`` is atomic on one filesystem).
+complete, verified file is renamed into place (``effgen.checkpoints.atomic_write``).
 Any failure deletes the temporary file, so an interrupted or corrupt download leaves nothing
 half-written. Network access goes through ``urllib.request.urlopen``, which tests replace.
 """
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from effgen.checkpoints import atomic_write
 from effgen.errors import DataError
 from effgen.runtime import progress
 
@@ -63,23 +62,19 @@ def download(url: str, dest: Path, *, sha256: str | None = None, size: int | Non
     disk is re-verified against them after the rename.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Not a `with`: the file must outlive the block so it can be renamed, or removed on failure.
-    handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",  # noqa: SIM115
-                                         delete=False)
-    tmp = Path(handle.name)
-    try:
-        with handle:
+    written, actual = 0, ""
+
+    def fetch(tmp: Path) -> None:
+        nonlocal written, actual
+        with tmp.open("wb") as handle:
             digest, written = _stream(url, handle, timeout_s, description or dest.name)
         actual = digest.hexdigest()
         if size is not None and written != size:
             raise DataError(f"download of {url} gave {written} bytes, expected {size}")
         if sha256 is not None and actual != sha256.lower():
             raise DataError(f"download of {url}: sha256 {actual} does not match the expected {sha256}")
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(dest, fetch)
     verify_file(dest, size=written, sha256=actual)
     return DownloadRecord(url=url, path=dest, size=written, sha256=actual)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from effgen.checkpoints import atomic_write
 from effgen.errors import DataError
 from effgen.runtime import progress
 
@@ -118,21 +118,13 @@ def _write_cache(paths: dict[str, Path], images: np.ndarray, labels: np.ndarray,
     try:
         paths[".json"].unlink(missing_ok=True)
         for suffix, array in (("-images.npy", images), ("-labels.npy", labels)):
-            _atomic_save(paths[suffix], array)
-        tmp = paths[".json"].with_name(paths[".json"].name + ".tmp")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, paths[".json"])  # written last: it vouches for the arrays
+            atomic_write(paths[suffix], lambda tmp, array=array: _save_array(tmp, array))
+        text = json.dumps(meta)
+        atomic_write(paths[".json"], lambda tmp: tmp.write_text(text))  # written last: it vouches for the arrays
     except OSError:
         pass
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False)  # noqa: SIM115
-    try:
-        with handle:
-            np.save(handle, array, allow_pickle=False)
-        os.chmod(handle.name, 0o644)  # a cache anyone who can read the tree may reuse
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as handle:  # a handle: given a name, np.save would append ".npy" to it
+        np.save(handle, array, allow_pickle=False)

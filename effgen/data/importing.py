@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 import shutil
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 
+from effgen.checkpoints import atomic_folder
 from effgen.data.image_folder import list_tree
 from effgen.errors import DataError
 from effgen.paths import data_root
@@ -31,20 +31,17 @@ def import_images(source: Path, name: str, root: Path | None = None, force: bool
     dest = root / name
     if dest.exists() and not force:
         raise DataError(f"{dest} already exists; pass --force to replace it")
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".import-{name}.", suffix=".tmp"))
-    try:
+    counts: dict[str, int] = {}
+
+    def build(staging: Path) -> Path:
         unpacked = staging / "unpacked"
         _unpack(source, unpacked)
         tree = _find_tree(unpacked, source)
-        counts = {split: len(list_tree(tree / split)[0]) for split in ("train", "test")
-                  if (tree / split).is_dir()}
-        tree.chmod(0o755)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tree.rename(dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        counts.update({split: len(list_tree(tree / split)[0]) for split in ("train", "test")
+                       if (tree / split).is_dir()})
+        return tree
+
+    atomic_folder(dest, build)
     return dest, counts
 
 

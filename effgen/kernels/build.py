@@ -37,6 +37,8 @@ from pathlib import Path
 
 import torch
 
+from effgen.checkpoints import atomic_write
+
 SOURCE_DIR = Path(__file__).with_name("csrc")
 SOURCES: tuple[str, ...] = ("bn_act.c", "channel_scale.c", "depthwise.c")
 # The sources behind the library this process loaded: a frozen chapter's fingerprint records these
@@ -92,23 +94,31 @@ def _build() -> ctypes.CDLL | None:
         except OSError as err:
             return _fall_back(f"cannot create the kernel cache {built.parent} ({err.strerror}); "
                               "set EFFGEN_KERNEL_CACHE to a writable folder")
-        # Compiled beside its final name and renamed: two processes building at once both succeed.
+        # Linked to a temporary name and renamed: two processes building at once both succeed.
         # Compiling and linking are separate steps so that no math flag can bring a
         # process-wide floating-point mode into the link.
         with tempfile.TemporaryDirectory(dir=built.parent) as scratch:
             objects = [Path(scratch) / f"{path.stem}.o" for path in sources]
-            commands = [[compiler, *COMPILE_FLAGS, "-c", str(path), "-o", str(obj)]
-                        for path, obj in zip(sources, objects)]
-            commands.append([compiler, "-shared", "-fopenmp", *map(str, objects), "-lm",
-                             "-o", str(Path(scratch) / "kernels.so")])
-            for command in commands:
-                done = subprocess.run(command, capture_output=True, text=True)
-                if done.returncode != 0:
-                    return _fall_back(f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}")
-            os.replace(Path(scratch) / "kernels.so", built)
+            try:
+                for path, obj in zip(sources, objects):
+                    _run_compiler([compiler, *COMPILE_FLAGS, "-c", str(path), "-o", str(obj)])
+                atomic_write(built, lambda tmp: _run_compiler([compiler, "-shared", "-fopenmp", *map(str, objects),
+                                                          "-lm", "-o", str(tmp)]))
+            except _BuildError as err:
+                return _fall_back(str(err))
     lib = _declare(ctypes.CDLL(str(built)))
     PACKAGE_FILES_USED.update(str(path) for path in sources)
     return lib
+
+
+class _BuildError(Exception):
+    """A compiler or linker command failed; the message is the command and the end of its errors."""
+
+
+def _run_compiler(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise _BuildError(f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}")
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:

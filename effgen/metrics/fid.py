@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 import warnings
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from effgen.checkpoints import atomic_write
 from effgen.errors import DataError
 from effgen.metrics.inception_weights import fid_inception_network
 from effgen.runtime import keep_freed_memory_on, memory_format, progress
@@ -112,10 +112,11 @@ def _read_partial(partial: Path, out: np.ndarray, batch_size: int) -> int:
 
 
 def _write_partial(partial: Path, features: np.ndarray) -> None:
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial.with_name(f"{partial.name}.{os.getpid()}.tmp.npy")  # two processes on one set: no clash
-    np.save(tmp, features)
-    tmp.replace(partial)
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as handle:  # a handle: given a name, np.save would append ".npy" to it
+            np.save(handle, features)
+
+    atomic_write(partial, save)
 
 
 @dataclass
@@ -138,15 +139,16 @@ class FidStats:
                    features if keep_features else None)
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = {"mu": self.mu, "sigma": self.sigma, "n": np.int64(self.n or -1),
                                   "provenance": np.array(json.dumps(self.provenance))}
         if self.features is not None:
             arrays["features"] = self.features
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-        return path
+
+        def save(tmp: Path) -> None:
+            with tmp.open("wb") as handle:  # a handle: given a name, np.savez would append ".npz" to it
+                np.savez(handle, **arrays)
+
+        return atomic_write(path, save)
 
     @classmethod
     def load(cls, path: Path) -> FidStats:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch
 import torchvision
 from torch import nn
 
+from effgen.checkpoints import atomic_torch_save
 from effgen.errors import WeightsError
 from effgen.paths import data_root
 
@@ -211,11 +211,7 @@ def convert_fid_helper_weights(source: Path, target: Path) -> Path:
     state = convert_torchscript_state(script.state_dict())
     skeleton = fid_inception_skeleton()
     skeleton.load_state_dict(state, strict=True)  # any missing or extra key fails here, not later
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f"{target.suffix}.{os.getpid()}.tmp")  # one name per process: two may convert at once
-    torch.save(skeleton.state_dict(), tmp)
-    tmp.replace(target)
-    return target
+    return atomic_torch_save(skeleton.state_dict(), target)
 
 
 def ensure_inception_weights() -> InceptionWeights:

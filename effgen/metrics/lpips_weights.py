@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 import pickle
 import re
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ import torch
 import torchvision
 from torch import nn
 
+from effgen.checkpoints import atomic_torch_save
 from effgen.data import package_index
 from effgen.data.package_index import IndexFile, IndexPackage
 from effgen.errors import DataError, WeightsError
@@ -221,12 +221,7 @@ def convert_checkpoint(source: Path, net: str, target: Path) -> Path:
     params = read_checkpoint(source)
     check_heads(params, net, source)
     state = convert(params, net, source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # one name per process: two may convert at once
-    with open(tmp, "wb") as handle:  # a handle, not a path: torch would record the temporary name inside
-        torch.save(state, handle)
-    tmp.replace(target)
-    return target
+    return atomic_torch_save(state, target)
 
 
 def ensure_backbone(net: str, download: bool = True) -> Path:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import time
 import warnings
@@ -39,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from effgen.checkpoints import atomic_write
 from effgen.errors import DataError, WeightsError
 from effgen.metrics import lpips_weights
 from effgen.metrics.fid import quantise
@@ -296,10 +296,11 @@ def _read_cache(path: Path, array: str, shape: tuple[int, ...],
 
 
 def _write_cache(path: Path, meta: Mapping[str, Any], **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")  # two processes on one set: no clash
-    np.savez(tmp, meta=np.array(json.dumps(dict(meta))), **arrays)
-    tmp.replace(path)
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as handle:  # a handle: given a name, np.savez would append ".npz" to it
+            np.savez(handle, meta=np.array(json.dumps(dict(meta))), **arrays)
+
+    atomic_write(path, save)
 
 
 def _timed(compute: Callable[[], Any]) -> tuple[Any, float]:
