@@ -87,25 +87,33 @@ def read_yaml(path: Path, what: str = "YAML file", missing_ok: bool = False) -> 
     ``what`` names the file in messages ("parameters file", "best setting"); with ``missing_ok`` an
     absent file reads as ``{}``.
     """
-    import yaml
-
     path = Path(path)
     if missing_ok and not path.exists():
         return {}
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such {what}") from None
     except OSError as err:
         raise ParamsError(f"{path}: cannot read this {what} ({err.strerror or err})") from None
     except UnicodeDecodeError as err:
         raise ParamsError(f"{path}: not a text file ({err.reason} at byte {err.start})") from None
+    return parse_yaml(text, str(path), what)
+
+
+def parse_yaml(text: str, source: str, what: str = "YAML text") -> dict[str, Any]:
+    """``text`` as a mapping (empty text is ``{}``); anything else is one ``ParamsError`` beginning with
+    ``source`` (where the text came from), the one YAML parser behind :func:`read_yaml`."""
+    import yaml
+
+    try:
+        content = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML ({_yaml_problem(err)})") from None
+        raise ParamsError(f"{source}: not valid YAML ({_yaml_problem(err)})") from None
     if content is None:
         return {}
     if not isinstance(content, dict):
-        raise ParamsError(f"{path}: a {what} must be a mapping of keys to values, got {type(content).__name__}")
+        raise ParamsError(f"{source}: a {what} must be a mapping of keys to values, got {type(content).__name__}")
     return content
 
 

@@ -44,8 +44,8 @@ def test_train_gan_runs_and_resumes(tmp_path: Path, image_tree: Path, capsys: py
     ("g_lr: .nan\n", "gan.yml: g_lr: input should be a finite number"),
     ("steps: 60000\n", "over the paper's budget"),
     ("dataset: 3\n", "dataset must be str"),
-    ("[1, 2]\n", "must hold a mapping"),
-    ("steps: [\n", "not valid YAML"),
+    ("[1, 2]\n", "gan.yml: a parameters file must be a mapping of keys to values, got list"),
+    ("steps: [\n", "gan.yml: not valid YAML (expected the node content"),
 ])
 def test_bad_parameters_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, text: str,
                                          message: str) -> None:
@@ -58,4 +58,4 @@ def test_bad_parameters_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_missing_params_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "gan", "--params", str(tmp_path / "nope.yml"), "--out", str(tmp_path)]) == 2
-    assert "cannot read parameters file" in capsys.readouterr().err
+    assert "nope.yml: no such parameters file" in capsys.readouterr().err

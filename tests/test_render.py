@@ -254,6 +254,11 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
     assert isinstance(err.value, EffgenError)
     with pytest.raises(RenderError, match="formats"):
         render_book(root, root, tmp_path / "out", formats=["docx"])
+    (root / "_quarto.yml").write_text("book: [\n")
+    with pytest.raises(RenderError, match=f"^{re.escape(str(root / '_quarto.yml'))}: not valid YAML \\(.*line 2") as err:
+        render_book(root, root, tmp_path / "out")
+    assert "\n" not in str(err.value)
+    (root / "_quarto.yml").write_text("book:\n  title: T\n  chapters:\n    - one.ipynb\n")
     if shutil.which("quarto") is None:
         with pytest.raises(RenderError, match="quarto is not on PATH"):
             render_book(root, root, tmp_path / "out", engine="quarto")
@@ -270,8 +275,10 @@ def test_cell_options_parse_as_yaml_and_bad_ones_name_the_cell() -> None:
     options, code = split_cell_options('#| label: fig-x\n#| fig-cap: "A: caption"\n#|echo: false\nx = 1', "nb")
     assert options == {"label": "fig-x", "fig-cap": "A: caption", "echo": False} and code == "x = 1"
     assert split_cell_options("x = 1\n#| label: late", "nb") == ({}, "x = 1\n#| label: late")
-    with pytest.raises(RenderError, match="nb cell 3: bad '#\\|' cell options"):
+    with pytest.raises(RenderError, match="^nb cell 3: '#\\|' cell options: not valid YAML \\(.* at line 1, column"):
         split_cell_options("#| label: [unclosed\nx = 1", "nb cell 3")
+    with pytest.raises(RenderError, match="^nb cell 3: '#\\|' cell options: .* must be a mapping of keys to values"):
+        split_cell_options("#| - fig-x\nx = 1", "nb cell 3")
 
 
 FAKE_QUARTO = """#!{python}

@@ -24,6 +24,10 @@ def test_select_accepts_number_name_or_stem(tiny_project: Path) -> None:
     with pytest.raises(ParamsError, match="matches no chapter"):
         select(tiny_project, ["07"])
 
+    (tiny_project / "_quarto.yml").write_text("book: [\n")
+    with pytest.raises(ParamsError, match="_quarto.yml: not valid YAML"):
+        select(tiny_project, ["01"])
+
 
 def test_plan_injects_profile_and_file_values(tiny_project: Path) -> None:
     jobs = plan(tiny_project, "smoke", ["01"])

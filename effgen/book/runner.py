@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import yaml
-
 from effgen.book.params import declared_parameters, load_params_file, validate
+from effgen.checkpoints import read_yaml
 from effgen.errors import EffgenError, ParamsError
 from effgen.paths import PROFILES
 
@@ -56,7 +55,7 @@ def book_notebooks(root: Path) -> list[str]:
     config_path = root / "_quarto.yml"
     if not config_path.is_file():
         raise EffgenError(f"{root} has no _quarto.yml: not an effgen project folder")
-    config = yaml.safe_load(config_path.read_text()) or {}
+    config = read_yaml(config_path, "Quarto project file")
     entries = config.get("book", {}).get("chapters", [])
     notebooks: list[str] = []
     for entry in entries:  # Quarto allows parts: {part: ..., chapters: [...]}

@@ -11,8 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from effgen.checkpoints import read_yaml
 from effgen.errors import ParamsError
 
 DATA_KEYS = {"dataset": str, "allow_stand_in": bool}
@@ -33,14 +32,7 @@ def register(models: argparse._SubParsersAction) -> None:
 
 def read_params(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(GanConfig settings, data settings) from a YAML file; malformed input raises ParamsError."""
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise ParamsError(f"cannot read parameters file {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
-    if not isinstance(values, dict):
-        raise ParamsError(f"{path} must hold a mapping of settings, not {type(values).__name__}")
+    values = read_yaml(path, "parameters file")
     data = {"dataset": "cifar100", "allow_stand_in": True}
     for key, kind in DATA_KEYS.items():
         if key in values:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from effgen.book.render.errors import RenderError
+from effgen.checkpoints import read_yaml
+from effgen.errors import ParamsError
 
 NOTEBOOK_SUFFIXES = (".ipynb",)
 MARKDOWN_SUFFIXES = (".md", ".qmd")
@@ -40,11 +40,9 @@ def load_config(root: Path) -> BookConfig:
     if not path.is_file():
         raise RenderError(f"no _quarto.yml in {root}: render_book needs the folder of a Quarto book project")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise RenderError(f"{path} is not valid YAML: {_first_line(err)}") from err
-    if not isinstance(data, dict):
-        raise RenderError(f"{path} must be a mapping with a 'book' section")
+        data = read_yaml(path, "Quarto project file")
+    except ParamsError as err:
+        raise RenderError(str(err)) from None
     book = data.get("book")
     if not isinstance(book, dict):
         raise RenderError(f"{path} has no 'book:' section; only Quarto book projects can be rendered")
@@ -110,7 +108,3 @@ def _authors(value: Any) -> str:
 
 def _text(value: Any) -> str:
     return str(value).strip()
-
-
-def _first_line(err: Exception) -> str:
-    return " ".join(str(err).split())

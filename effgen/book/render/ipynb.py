@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from effgen.book.render.errors import RenderError
+from effgen.checkpoints import parse_yaml
+from effgen.errors import ParamsError
 
 IMAGE_SCHEME = "effgen-image:"
 OPTION_PREFIX = "#|"
@@ -173,12 +173,9 @@ def split_cell_options(source: str, where: str) -> tuple[dict[str, Any], str]:
         return {}, source
     text = "\n".join(line.lstrip()[len(OPTION_PREFIX):].removeprefix(" ") for line in lines[:count])
     try:
-        options = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise RenderError(f"{where}: bad '#|' cell options {text.splitlines()[0]!r}: "
-                          f"{' '.join(str(err).split())}") from err
-    if not isinstance(options, dict):
-        raise RenderError(f"{where}: '#|' cell options must be 'key: value' lines, got {text!r}")
+        options = parse_yaml(text, f"{where}: '#|' cell options", "block of '#|' options")
+    except ParamsError as err:
+        raise RenderError(str(err)) from None
     return options, "\n".join(lines[count:]).strip("\n")
 
 
