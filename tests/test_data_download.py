@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from effgen.data import addnist_official, load_addnist
-from effgen.data.download import download, sha256_file
+from effgen.data.download import download, file_digest
 from effgen.errors import DataError
 
 
@@ -68,7 +68,7 @@ def test_download_records_and_verifies(tmp_path: Path, monkeypatch: pytest.Monke
     serve(monkeypatch, payload=payload)
     record = download("https://example.org/file.bin", tmp_path / "file.bin")
     assert (tmp_path / "file.bin").read_bytes() == payload
-    assert record.size == len(payload) and record.sha256 == sha256_file(tmp_path / "file.bin")
+    assert record.size == len(payload) and record.sha256 == file_digest(tmp_path / "file.bin")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]
 
 

