@@ -293,3 +293,15 @@ def test_device_results_are_read_and_cited_where_the_data_match(tmp_path: Path) 
     assert "scores 37.6" in fid.detail
     compute = summary_tables.compute_table({}, {}, {}, device)
     assert list(compute["Machine"]) == ["cuda (NVIDIA H200)"]
+
+
+def test_a_seed_summary_and_its_notes_read_as_the_chapters_write_them() -> None:
+    assert summary.seed_spread({"mean": 74.818, "std": 2.881, "n": 5}) == "74.8 ± 2.9"
+    assert summary.seed_spread({"mean": 20.4867, "std": 0.0902, "n": 3}, " %") == "20.49 ± 0.09 %"
+    assert summary.seed_spread({"mean": 77.123, "std": 0.0, "n": 1}) == "77.12 (1 seed)"
+    note = summary.run_note(summary.BY_KEY["fid_test"], {"value": 37.1, "steps": 50_000, "seeds": 1,
+                                                         "data": {"dataset": "cifar10"}}, {})
+    assert "CIFAR-10" in note and "cifar10" not in note
+    assert claims.untuned_setting({"02-classifier": {"metrics": {"configs": {"se-ir-untuned": {
+        "lr": 1e-4, "weight_decay": 1.1710477e-5}}}}}) == "learning rate 0.0001, weight decay 1.17e-05"
+    assert summary_tables.duration(487.0) == "8 min" and summary_tables.duration(40.4) == "40 s"

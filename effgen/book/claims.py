@@ -179,7 +179,7 @@ def test_accuracy(metrics: Metrics, device: Device = NO_DEVICE) -> Verdict:
         return Verdict(CANNOT_TELL, book, "one seed: at least 2 are needed for a prediction interval", _join(notes))
     place = interval.place(paper)
     notes.insert(0, f"{interval.level:.0%} prediction interval of one more seed: {fixed(interval.low, 1)} to "
-                    f"{fixed(interval.high, 1)} % ({interval.n} seeds)")
+                    f"{fixed(interval.high, 1)} % (n = {interval.n} seeds)")
     if place == "above":
         return Verdict(FAILS, book, "the paper's run lies above where another seed would fall", _join(notes))
     mean_test = stats.paired(list(seeds.values()), [paper] * len(seeds))  # a one-sample t-test of the seeds
@@ -247,7 +247,7 @@ def untuned_setting(metrics: Metrics) -> str:
     if "lr" not in config:
         return "the untuned setting"
     decay = config.get("weight_decay") or 0
-    return f"lr {config['lr']:g}" + (f", weight decay {decay:g}" if decay else " without weight decay")
+    return f"learning rate {config['lr']:.3g}" + (f", weight decay {decay:.3g}" if decay else " without weight decay")
 
 
 def tuning_helps(metrics: Metrics, device: Device = NO_DEVICE) -> Verdict:

@@ -153,7 +153,7 @@ def _data_text(data: dict[str, Any]) -> str:
         return "data not recorded"
     if data.get("stand_in"):
         return "stand-in data"
-    return str(data["dataset"])
+    return dataset_name(data["dataset"])
 
 
 def stand_ins(metrics: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -226,6 +226,15 @@ def with_spread(mean: float, spread: float | None, n: int | None, unit: str = ""
         return fixed(mean, single) + unit
     decimals = decimals_for(spread)
     return f"{fixed(mean, decimals)} ± {fixed(spread, decimals)}{unit}"
+
+
+def seed_spread(summary: Mapping[str, Any], unit: str = "", single: int = 2) -> str:
+    """A seed summary (``{"mean", "std", "n"}``) as ``with_spread`` writes it, "mean ± sd" at the spread's
+    precision; one seed: "mean (1 seed)", at ``single`` decimals (a test accuracy's resolution)."""
+    n = summary.get("n") or 0
+    if n < 2:
+        return f"{fixed(summary['mean'], single)}{unit} (1 seed)"
+    return with_spread(summary["mean"], summary.get("std"), n, unit, single)
 
 
 def unbreakable(text: str) -> str:

@@ -121,7 +121,7 @@ def no_gain(change: Mapping[str, float], reference: Mapping[str, float]) -> Outc
         return Outcome(CANNOT_TELL, "at least 2 reference seeds", "one run against one reference seed")
     place = interval.place(value)
     where = (f"one run at {fixed(value, 1)}, {place} the {interval.level:.0%} prediction interval of one more "
-             f"reference seed, {fixed(interval.low, 1)} to {fixed(interval.high, 1)} (from {interval.n} seeds)")
+             f"reference seed, {fixed(interval.low, 1)} to {fixed(interval.high, 1)} (n = {interval.n} seeds)")
     if place == "above":
         return Outcome(FAILS, test=where)
     if place == "below" or value <= interval.mean:
