@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import write_notebook
 
+from effgen.book.notebook_file import NotebookError, read_notebook
 from effgen.book.params import declared_parameters, load_params_file, validate
 from effgen.errors import ParamsError
 
@@ -74,3 +75,24 @@ def test_parameters_cell_must_hold_only_literal_assignments(tmp_path: Path) -> N
         declared_parameters(write_notebook(tmp_path / "b.ipynb", "print('hi')"))
     with pytest.raises(ParamsError, match="default of 'n' is not a int"):
         declared_parameters(write_notebook(tmp_path / "c.ipynb", "n: int = 'three'"))
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"{not json", "cannot read notebook .*nb.ipynb: Notebook does not appear to be JSON"),
+    (b"[1, 2]", "cannot read notebook .*nb.ipynb"),
+    (b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "cannot read notebook .*nb.ipynb"),
+    (b"\xff\xfe", "cannot read notebook .*nb.ipynb: 'utf-8' codec can't decode"),
+])
+def test_an_unreadable_notebook_is_one_line_naming_it(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "nb.ipynb"
+    path.write_bytes(content)
+    with pytest.raises(NotebookError, match=problem) as err:
+        declared_parameters(path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(NotebookError, match="cannot read notebook .*missing.ipynb: No such file"):
+        read_notebook(tmp_path / "missing.ipynb")
+
+
+def test_the_one_notebook_reader_joins_sources(notebook: Path) -> None:
+    cells = read_notebook(notebook).cells
+    assert any(cell.cell_type == "code" and cell.source.startswith('profile: str = "quick"\nseed') for cell in cells)

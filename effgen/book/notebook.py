@@ -30,6 +30,7 @@ import torch
 from IPython.display import Markdown
 
 from effgen.book import paper
+from effgen.book.notebook_file import NotebookError, read_notebook
 from effgen.book.provenance import environment
 from effgen.budget import BudgetReport
 from effgen.checkpoints import atomic_write
@@ -246,16 +247,15 @@ def _executed_parameters(notebook: Path) -> dict[str, Any] | None:
     None when there is no frozen notebook.
     """
     try:
-        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError):
+        cells = read_notebook(notebook).cells
+    except NotebookError:
         return None
     values: dict[str, Any] = {}
     for cell in cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if cell.get("cell_type") == "code" and ("parameters" in tags or "injected-parameters" in tags):
-            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
             try:
-                values.update(_literal_assignments(source))
+                values.update(_literal_assignments(cell.source))
             except SyntaxError:
                 continue  # not a parameters cell this code can read: its values are unknown, not wrong
     return values

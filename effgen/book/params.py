@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import nbformat
-
+from effgen.book.notebook_file import read_notebook
 from effgen.checkpoints import read_yaml
 from effgen.errors import ParamsError
 
@@ -76,7 +75,7 @@ def _annotation_options(type_text: str, default: Any) -> list[str]:
 
 
 def parameters_cell(notebook_path: Path) -> str:
-    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook = read_notebook(notebook_path)
     for cell in notebook.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             return cell.source

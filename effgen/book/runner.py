@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from effgen.book.notebook_file import read_notebook
 from effgen.book.params import declared_parameters, load_params_file, validate
 from effgen.checkpoints import read_yaml
 from effgen.errors import EffgenError, ParamsError
@@ -217,7 +218,7 @@ def _with_loaded_recorder(source: Path, recorded: Path) -> Path:
     """A copy of ``source`` beside ``recorded`` with the recorder cell appended (removed again by ``_loaded_files``)."""
     import nbformat
 
-    notebook = nbformat.read(source, as_version=4)
+    notebook = read_notebook(source)
     recorded.unlink(missing_ok=True)
     cell = nbformat.v4.new_code_cell(_RECORDER.format(package=PACKAGE, path=str(recorded.resolve())),
                                      metadata={"tags": [LOADED_TAG]})
@@ -244,7 +245,7 @@ def strip_recorder(path: Path) -> None:
     """Remove the recorder cell from an executed notebook, so readers never see it."""
     import nbformat
 
-    notebook = nbformat.read(path, as_version=4)
+    notebook = read_notebook(path)
     kept = [cell for cell in notebook.cells if LOADED_TAG not in cell.metadata.get("tags", [])]
     if len(kept) != len(notebook.cells):
         notebook.cells = kept
@@ -260,7 +261,7 @@ def _label_injected_parameters(job: ChapterJob, root: Path) -> None:
     """
     import nbformat
 
-    notebook = nbformat.read(job.output, as_version=4)
+    notebook = read_notebook(job.output)
     record = notebook.metadata.get("papermill")
     if record is not None:  # papermill's absolute paths (and the recorder's copy) are this machine's business
         record["input_path"] = job.source.relative_to(root).as_posix()

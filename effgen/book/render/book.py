@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from effgen.book.notebook_file import read_notebook
 from effgen.book.render.config import MARKDOWN_SUFFIXES, BookConfig
 from effgen.book.render.crossref import Registry, Section, number_chapter
 from effgen.book.render.errors import RenderError, RenderWarning
@@ -17,7 +18,6 @@ from effgen.book.render.ipynb import (
     mark_not_executed,
     mark_unfinished,
     notebook_to_markdown,
-    read_notebook,
 )
 from effgen.book.render.pandoc import markdown_to_ast
 from effgen.book.render.structure import shape_chapter

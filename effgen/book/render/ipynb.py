@@ -8,7 +8,6 @@ Table nodes after parsing. Images do not travel through pandoc: the Markdown nam
 from __future__ import annotations
 
 import base64
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,16 +75,6 @@ class CellContext:
     echo: bool
     warning: bool
     images: ImageStore
-
-
-def read_notebook(path: Path, where: str) -> dict[str, Any]:
-    try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RenderError(f"cannot read notebook {where}: {err}") from err
-    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
-        raise RenderError(f"{where} is not a Jupyter notebook (no 'cells' list)")
-    return notebook
 
 
 def not_executed_callout(where: str) -> str:

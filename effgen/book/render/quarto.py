@@ -13,10 +13,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from effgen.book.notebook_file import read_notebook
 from effgen.book.render.book import locate_chapters
 from effgen.book.render.config import BookConfig
 from effgen.book.render.errors import RenderError
-from effgen.book.render.ipynb import mark_not_executed, read_notebook
+from effgen.book.render.ipynb import mark_not_executed
 
 # Big or irrelevant folders: Quarto never reads them for a book built from executed notebooks.
 SKIP = {".git", ".venv", "venv", "_build", "_freeze", "data", "runs", "__pycache__", ".pytest_cache", ".quarto",
