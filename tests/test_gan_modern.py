@@ -40,10 +40,10 @@ from effgen.gan import (
 )
 from effgen.gan.ablation import addition_on
 from effgen.gan.diffaugment import parse_policy, rand_cutout, rand_translation
-from effgen.gan.ema import ModelEma, ema_decay_at
 from effgen.gan.networks import build_models
 from effgen.gan.trainer import Trainer
 from effgen.metrics import inception_weights as iw
+from effgen.runtime import ModelEma, ema_decay_at
 
 
 def images(n: int = 32, seed: int = 0) -> torch.Tensor:
@@ -180,6 +180,7 @@ def test_ema_decay_warms_up_and_averages() -> None:
     assert ema_decay_at(1, 0.999) == pytest.approx(0.1)
     assert ema_decay_at(401, 0.999) == pytest.approx(401 / 410)
     assert ema_decay_at(50_000, 0.999) == 0.999
+    assert ema_decay_at(1, 0.999, offset=1) == pytest.approx(2 / 11)  # the classifier's ramp, one update ahead
     live = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = ModelEma(live, 0.5)
     start = live[0].weight.detach().clone()

@@ -13,7 +13,6 @@ so a run resumed from a checkpoint continues exactly:
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -23,11 +22,11 @@ from torch import Tensor, nn
 
 from effgen.classifier.config import ClassifierConfig
 from effgen.data.addnist_recipe import MNIST_MEAN, MNIST_STD
+from effgen.runtime import ModelEma
 
 ONECYCLE_WARMUP = 0.25  # fraction of the steps spent warming up (torch's OneCycleLR uses 0.3)
 ONECYCLE_START_DIV = 25.0  # start at lr / 25, torch's default
 ONECYCLE_END_DIV = 1e4  # end at lr / 25 / 1e4, torch's default
-EMA_WARMUP = 10.0  # decay ramps as (1 + t) / (10 + t), so early averages are not dominated by the init
 BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a black MNIST pixel after AddNIST's normalisation, about -0.424
 
 
@@ -57,47 +56,15 @@ def _cos_between(start: float, end: float, fraction: float) -> float:
     return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * fraction))
 
 
-class WeightEMA:
-    """An exponential moving average of a model's parameters and float buffers.
+class WeightEMA(ModelEma):
+    """The classifier's EMA of its weights (:class:`effgen.runtime.ModelEma`), saved beside the raw ones.
 
-    After every optimisation step ``t`` (1-based), each averaged tensor moves towards the raw
-    one: ``avg <- d_t * avg + (1 - d_t) * raw`` with ``d_t = min(decay, (1 + t) / (10 + t))``,
-    the warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=...)``. Batch-norm
-    running statistics are averaged the same way; integer buffers (batch counters) are copied.
+    Its decay ramp counts the update being made, ``d_t = min(decay, (1 + t) / (10 + t))`` after
+    update ``t`` (1-based), one update ahead of the GAN's; kept so that stored runs repeat.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
-        self.decay = decay
-        self.updates = 0
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    def _pairs(self, model: nn.Module) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
-        mine = dict(self.model.state_dict(keep_vars=True))
-        theirs = model.state_dict(keep_vars=True)
-        floats = [k for k, v in mine.items() if v.is_floating_point()]
-        others = [k for k in mine if k not in floats]
-        return ([mine[k].data for k in floats], [theirs[k].data for k in floats],
-                [mine[k].data for k in others], [theirs[k].data for k in others])
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1.0 + self.updates) / (EMA_WARMUP + self.updates))
-        averaged, raw, counters, raw_counters = self._pairs(model)
-        torch._foreach_lerp_(averaged, raw, 1.0 - decay)
-        for mine, theirs in zip(counters, raw_counters):
-            mine.copy_(theirs)
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "updates": self.updates, "decay": self.decay}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.updates = int(state["updates"])
+        super().__init__(model, decay, offset=1)
 
 
 def augment_generator(config: ClassifierConfig, step: int) -> torch.Generator:

@@ -11,7 +11,7 @@ from effgen.gan.baselines import FCDiscriminator, FCGenerator, LayerNormCritic
 from effgen.gan.config import GanConfig, run_folder, settings_key
 from effgen.gan.diagnostics import DIAGNOSTIC_COLUMNS
 from effgen.gan.diffaugment import diff_augment
-from effgen.gan.ema import ModelEma, recompute_batchnorm
+from effgen.gan.ema import recompute_batchnorm
 from effgen.gan.generator_files import generator_extra, load_generator, save_generator
 from effgen.gan.interpolate import (
     checkpoint_output_range,
@@ -47,6 +47,7 @@ from effgen.gan.sampling import (
 from effgen.gan.schedules import lr_at, lr_decays
 from effgen.gan.sngan import StandardCnnDiscriminator
 from effgen.gan.spectral import spectral_norm_
+from effgen.runtime import ModelEma  # the EMA generator's class, shared with the classifier
 
 __all__ = [
     "checkpoint_output_range", "interpolation_latents", "latent_pairs", "lerp", "render_latents", "slerp",

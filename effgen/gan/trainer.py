@@ -21,13 +21,13 @@ from effgen.gan.baselines import gradient_penalty
 from effgen.gan.config import GanConfig
 from effgen.gan.diagnostics import DIAGNOSTIC_COLUMNS, diagnostics_row
 from effgen.gan.diffaugment import diff_augment
-from effgen.gan.ema import ModelEma, recompute_batchnorm
+from effgen.gan.ema import recompute_batchnorm
 from effgen.gan.losses import hinge_d_loss, hinge_g_loss
 from effgen.gan.models import LATENT_DIM
 from effgen.gan.networks import build_models
 from effgen.gan.sampling import to_unit_range
 from effgen.gan.schedules import after_epoch, set_rates
-from effgen.runtime import keep_freed_memory_on, memory_format, seed_everything
+from effgen.runtime import ModelEma, keep_freed_memory_on, memory_format, seed_everything
 
 HISTORY_COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "lr_g", "lr_d")
 # Seeds of the separate CPU streams, offsets from config.seed: each stays reproducible alone.
