@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb")) + [ROOT / "index.ipynb"]
 # Calls that train, tune or measure: the chapter's experiments, which a reader sees.
 WORK = re.compile(r"\b(run_seeds|pick_lr|run_tuning|confirm_top|budget_sweep|train_gan|image_set_stats|cached_stats"
-                  r"|original_protocol|cached_embedding|nearest|diversity)\(")
+                  r"|run_pilot|original_protocol|cached_embedding|nearest|diversity)\(")
 # What presents a result: a figure, a table, prose, the provenance callout, the metrics file.
 PRESENTS = re.compile(r"\b(?:plt|sns)\.|\.imshow\(|\bmd\(|\bdisplay\(|\bmarkdown_table\(|\.to_markdown\("
                       r"|\.provenance_callout\(|\.write_metrics\(")

@@ -319,7 +319,8 @@ def test_a_pilot_trains_scores_once_and_is_listed(tmp_path: Path,
                                  n_fixed=4, ema_bn_passes=2)
     out = tmp_path / "runs"
     toy = f"folder:{tmp_path / 'toy'}"
-    result = pilots.run_pilot("P3", config, out, n_fid=6, requested=toy)
+    data = pilots.gan_dataset(toy, "train")
+    result = pilots.run_pilot("P3", config, out, data, n_fid=6)
     assert (result["pilot"], result["steps"], result["n_fake"]) == ("P3", 4, 6)
     assert result["dataset"] == toy and result["n_real"] == 6  # the whole test split
     assert result["fid"] > 0 and result["folder"].startswith("pilot-P3-seed0-")
@@ -327,6 +328,13 @@ def test_a_pilot_trains_scores_once_and_is_listed(tmp_path: Path,
     assert {"generator.pt", "diagnostics.csv", "pilot.json"} <= {p.name for p in folder.iterdir()}
     assert pd.read_csv(folder / "diagnostics.csv").d_test.notna().all()  # the held-out test batch
     monkeypatch.setattr(pilots, "score", lambda *a, **k: pytest.fail("scored a scored pilot again"))
-    assert pilots.run_pilot("P3", config, out, n_fid=6, requested=toy) == result
+    assert pilots.run_pilot("P3", config, out, data, n_fid=6) == result
     table = pilots.pilot_table(out)
     assert list(table.pilot) == ["P3"] and table.fid[0] == result["fid"]
+    rows = pilots.pilot_diagnostics(out, [result])
+    assert len(rows) and set(rows.pilot) == {"P3"} and set(rows.seed) == {0}
+    monkeypatch.undo()
+    monkeypatch.setenv("EFFGEN_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(pilots, "HELD_OUT", 4)
+    smaller = pilots.run_pilot("P3", config, out, data, n_fid=6, n_reference=5)  # another reference: scored anew
+    assert smaller["n_real"] == 5 and smaller["fid"] != result["fid"]

@@ -36,7 +36,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from effgen.data import gan_dataset, images
+from effgen.checkpoints import atomic_write
+from effgen.data import ImageSet, gan_dataset, images
 from effgen.gan.config import GanConfig, run_folder
 from effgen.gan.loop import GanRun, train_gan
 from effgen.gan.presets import PAPER_STEPS, preset
@@ -55,6 +56,13 @@ DIAGNOSTIC_ROWS = 50
 CHECKPOINT_EVERY = 250  # as the paper profile: a few minutes of one core between checkpoints
 RESULT_FILE = "pilot.json"
 PILOT_NAMES = ("P0", "P1", "P2", "P3", "P4")
+PILOT_CHANGES = {  # what each pilot changes, for the chapter's table
+    "P0": "the corrected DCGAN (control)",
+    "P1": "P0, rates held for half the run then decayed linearly to 0, EMA generator",
+    "P2": "P1 with the parameters moved from D to G (rebalanced widths)",
+    "P3": "SNGAN standard-CNN D at small width, hinge loss, Adam (0, 0.9)",
+    "P4": "P3 with Adam (0.5, 0.999)",
+}
 
 
 def full_length_configs(seed: int = 0) -> dict[str, GanConfig]:
@@ -99,10 +107,9 @@ def default_out() -> Path:
     return runs_dir("paper", "06-beyond")
 
 
-def reference_stats(dataset: str, device: torch.device | str = "cpu") -> FidStats:
-    """The whole test split's Inception statistics, from the shared cache or computed into it."""
-    return image_set_stats(images(dataset, "test"), data_root() / "fid-stats", n=N_REFERENCE,
-                           seed=FID_SEED, device=device)
+def reference_stats(dataset: str, device: torch.device | str = "cpu", n: int = N_REFERENCE) -> FidStats:
+    """The Inception statistics of ``n`` test images (the whole split by default), cached and shared."""
+    return image_set_stats(images(dataset, "test"), data_root() / "fid-stats", n=n, seed=FID_SEED, device=device)
 
 
 def held_out_batch(dataset: str) -> torch.Tensor:
@@ -120,27 +127,23 @@ def score(run: GanRun, reference: FidStats, n: int = N_FID,
     return frechet_distance(cached_stats(fake, label, data_root() / "fid-stats", device), reference)
 
 
-def run_pilot(name: str, config: GanConfig, out: Path, device: torch.device | str = "cpu",
-              n_fid: int = N_FID, raw: bool = False, requested: str = "cifar100") -> dict[str, Any]:
-    """Train (or resume, or reload) one pilot, score it once, and keep the result in its folder.
-
-    ``requested`` is the dataset asked for, as chapters 04 and 06 ask for it: CIFAR-100, whose
-    stand-in here is CIFAR-10.
-    """
-    data = gan_dataset(requested, "train", allow_stand_in=True)
+def run_pilot(name: str, config: GanConfig, out: Path, data: ImageSet, device: torch.device | str = "cpu",
+              n_fid: int = N_FID, raw: bool = False, n_reference: int = N_REFERENCE) -> dict[str, Any]:
+    """Train (or resume, or reload) one pilot on ``data``, score it once, and keep the result in its folder."""
     dataset = data.provenance["dataset"]
     folder = pilot_folder(out, name, config)
     result_path = folder / RESULT_FILE
     if result_path.is_file():
         done = json.loads(result_path.read_text())
-        scored = done.get("n_fake") == n_fid and done.get("steps") == config.steps
+        scored = (done.get("n_fake") == n_fid and done.get("steps") == config.steps
+                  and done.get("n_real") == min(n_reference, len(images(dataset, "test"))))
         if scored and ("fid_raw" in done or not raw):
             return done
     started = time.perf_counter()
     # generator-raw.pt only where it is scored: each is 2.4 MB more in chapter 06's frozen mirror.
     run = train_gan(config, data.images, folder, device, provenance=data.provenance,
                     show_progress=False, held_out=held_out_batch(dataset), keep_raw_generator=raw)
-    reference = reference_stats(dataset, device)
+    reference = reference_stats(dataset, device, n_reference)
     result: dict[str, Any] = {
         "pilot": name, "folder": folder.name, "recipe": config.recipe, "seed": config.seed,
         "steps": run.step, "params": run.budget.params, "dataset": dataset,
@@ -151,8 +154,18 @@ def run_pilot(name: str, config: GanConfig, out: Path, device: torch.device | st
         has_ema = run.raw_generator is not run.generator
         result["fid_raw"] = score(run, reference, n_fid, device, raw=True) if has_ema else None
     result["seconds_this_call"] = round(time.perf_counter() - started, 1)
-    result_path.write_text(json.dumps(result, indent=2))
+    atomic_write(result_path, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     return result
+
+
+def pilot_diagnostics(out: Path, results: list[dict[str, Any]]) -> pd.DataFrame:
+    """The diagnostics rows (``effgen.gan.diagnostics``) of the given pilots, with their name and seed."""
+    frames = []
+    for result in results:
+        path = Path(out) / result["folder"] / "diagnostics.csv"
+        if path.is_file():
+            frames.append(pd.read_csv(path).assign(pilot=result["pilot"], seed=result["seed"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def pilot_table(out: Path) -> pd.DataFrame:
@@ -202,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         stats = reference_stats(dataset, args.device)
         print(f"reference: {stats.n:,} {dataset} test images", flush=True)
         return 0
+    data = gan_dataset(args.dataset, "train", allow_stand_in=True)
     for name in chosen:
-        result = run_pilot(name, configs[name], out, args.device, args.n_fid, args.raw,
-                           args.dataset)
+        result = run_pilot(name, configs[name], out, data, args.device, args.n_fid, args.raw)
         print(json.dumps(result), flush=True)
     print(pilot_table(out).to_string(index=False))
     return 0
