@@ -1,9 +1,13 @@
-"""The paper's limits, enforced before compute starts and reported beside every result."""
+"""The paper's limits, enforced before compute starts and reported beside every result, and where a
+model's parameters sit (``layer_table``)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
 from effgen.errors import BudgetError
 
@@ -52,6 +56,60 @@ class BudgetReport:
 
 def count_params(*modules: torch.nn.Module) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def layer_table(model: nn.Module, input_shape: tuple[int, ...], names: list[str] | None = None,
+                describe: Callable[[nn.Module], str] | None = None) -> list[dict[str, Any]]:
+    """One row per layer: its dotted name, ``type``, ``output`` shape for one input (without the batch
+    dimension) and ``params`` count.
+
+    ``names`` picks the modules, in that order; by default every leaf layer, in the order the forward
+    pass first reaches it. ``type`` is ``describe(layer)``, by default :func:`describe_layer`. Measured by
+    one forward pass on zeros of ``input_shape`` (batch dimension included) with hooks; the model's
+    train/eval mode is restored.
+    """
+    modules = dict(model.named_modules())
+    if unknown := [name for name in names or () if name not in modules]:
+        raise ValueError(f"no module named {unknown} in {type(model).__name__}")
+    watched = names if names is not None else [name for name, module in modules.items()
+                                               if not any(True for _ in module.children())]
+    shapes: dict[str, tuple[int, ...]] = {}  # filled in the order the forward pass reaches the layers
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            shapes.setdefault(name, tuple(output.shape[1:]))  # returning a value would replace the output
+        return hook
+
+    hooks = [modules[name].register_forward_hook(record(name)) for name in watched]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(input_shape, device=next(model.parameters()).device))
+    finally:
+        for handle in hooks:
+            handle.remove()
+        model.train(was_training)
+    describe = describe or describe_layer
+    return [{"layer": name, "type": describe(modules[name]), "output": shapes[name],
+             "params": count_params(modules[name])} for name in (names if names is not None else shapes)]
+
+
+def describe_layer(layer: nn.Module) -> str:
+    """A short label: ``ConvTranspose2d 100->96, k4 s1 p0``, ``BatchNorm2d 96``, ``LeakyReLU 0.2``"""
+    kind = type(layer).__name__
+    if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+        return (f"{kind} {layer.in_channels}->{layer.out_channels}, k{layer.kernel_size[0]} "
+                f"s{layer.stride[0]} p{layer.padding[0]}")
+    if isinstance(layer, nn.BatchNorm2d):
+        return f"{kind} {layer.num_features}"
+    if isinstance(layer, nn.GroupNorm):
+        return f"{kind} {layer.num_groups} group, {layer.num_channels}"
+    if isinstance(layer, nn.Linear):
+        return f"{kind} {layer.in_features}->{layer.out_features}"
+    if isinstance(layer, nn.LeakyReLU):
+        return f"{kind} {layer.negative_slope:g}"
+    return kind
 
 
 def check_budget(params: int, steps: int, limits: Limits, over_budget_reason: str = "",

@@ -11,11 +11,10 @@ strides as the paper model, so the SE/IR ablation changes the blocks and nothing
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
+from effgen.budget import layer_table
 from effgen.classifier.layers import ConvNormActivation, InvertedResidual, make_activation
 
 NUM_CLASSES = 20
@@ -81,33 +80,7 @@ class BaselineCNN(nn.Module):
 
 def architecture_table(model: nn.Module, names: list[str] | None = None,
                        input_shape: tuple[int, ...] = (1, IN_CHANNELS, 28, 28)) -> list[dict]:
-    """One row per module: its dotted name, type, output shape (without the batch) and parameter count.
-
-    ``names`` picks the modules (in that order); by default every leaf layer. Runs one forward
-    pass on zeros with hooks; the model's train/eval mode is restored.
-    """
-    modules = dict(model.named_modules())
-    if names is None:
-        names = [name for name, module in modules.items() if name and not list(module.children())]
-    unknown = [name for name in names if name not in modules]
-    if unknown:
-        raise ValueError(f"no module named {unknown} in {type(model).__name__}")
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def record(name: str) -> Callable[..., None]:
-        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-            shapes.setdefault(name, tuple(output.shape[1:]))  # returning a value would replace the output
-        return hook
-
-    hooks = [modules[name].register_forward_hook(record(name)) for name in names]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(input_shape, device=next(model.parameters()).device))
-    finally:
-        for handle in hooks:
-            handle.remove()
-        model.train(was_training)
-    return [{"layer": name, "type": type(modules[name]).__name__, "output shape": shapes[name],
-             "params": sum(p.numel() for p in modules[name].parameters())} for name in names]
+    """:func:`effgen.budget.layer_table` of an AddNIST model, as the classifier chapters tabulate it: the
+    module's class name as its ``type`` and the shape under ``output shape``."""
+    return [{"layer": row["layer"], "type": row["type"], "output shape": row["output"], "params": row["params"]}
+            for row in layer_table(model, input_shape, names, describe=lambda layer: type(layer).__name__)]

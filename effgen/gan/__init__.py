@@ -1,4 +1,5 @@
 """The paper's DCGAN: models, faithful and corrected recipes, dismissed baselines, newer recipes."""
+from effgen.budget import layer_table
 from effgen.gan.ablation import (
     ADDITIONS,
     ablation_folder,
@@ -28,7 +29,6 @@ from effgen.gan.models import (
     Generator,
     RebalancedGenerator,
     dcgan_init_,
-    layer_table,
 )
 from effgen.gan.networks import build_models, check_gan_budget
 from effgen.gan.presets import PRESETS, config_from_dict, preset

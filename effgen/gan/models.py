@@ -14,8 +14,6 @@ has 601,603 + 374,592 params.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -131,50 +129,3 @@ def dcgan_init_(module: nn.Module) -> None:
         elif isinstance(layer, nn.BatchNorm2d):
             nn.init.normal_(layer.weight, 1.0, 0.02)
             nn.init.zeros_(layer.bias)
-
-
-def layer_table(module: nn.Module, input_shape: tuple[int, ...]) -> list[dict[str, Any]]:
-    """One row per leaf layer: its name, its output shape for one input, and its parameter count.
-
-    The paper's Figure 3 drew the architecture; this is the same information, measured by
-    running ``module`` once on zeros of ``input_shape`` (batch dimension included).
-    """
-    rows: list[dict[str, Any]] = []
-    hooks = []
-    for name, layer in module.named_modules():
-        if any(True for _ in layer.children()):
-            continue  # containers: their leaves are listed instead
-
-        def record(layer: nn.Module, _inputs: Any, output: torch.Tensor, name: str = name) -> None:
-            rows.append({"layer": name, "type": describe_layer(layer),
-                         "output": tuple(output.shape[1:]),
-                         "params": sum(p.numel() for p in layer.parameters())})
-
-        hooks.append(layer.register_forward_hook(record))
-    was_training = module.training
-    try:
-        module.eval()
-        with torch.no_grad():
-            module(torch.zeros(input_shape, device=next(module.parameters()).device))
-    finally:
-        module.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return rows
-
-
-def describe_layer(layer: nn.Module) -> str:
-    """A short label: ``ConvTranspose2d 100->96, k4 s1 p0``, ``BatchNorm2d 96``, ``LeakyReLU 0.2``"""
-    kind = type(layer).__name__
-    if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-        return (f"{kind} {layer.in_channels}->{layer.out_channels}, k{layer.kernel_size[0]} "
-                f"s{layer.stride[0]} p{layer.padding[0]}")
-    if isinstance(layer, nn.BatchNorm2d):
-        return f"{kind} {layer.num_features}"
-    if isinstance(layer, nn.GroupNorm):
-        return f"{kind} {layer.num_groups} group, {layer.num_channels}"
-    if isinstance(layer, nn.Linear):
-        return f"{kind} {layer.in_features}->{layer.out_features}"
-    if isinstance(layer, nn.LeakyReLU):
-        return f"{kind} {layer.negative_slope:g}"
-    return kind
