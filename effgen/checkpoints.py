@@ -26,17 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from effgen.errors import CheckpointError, EffgenError, ParamsError
-from effgen.paths import FREEZE_DIR, GZIP_SUFFIXES
+from effgen.paths import GZIP_SUFFIXES
 
 LOCK_FILE = ".lock"  # held (flock) by the process training in a run folder; never copied or frozen
-# In a frozen mirror, FILE.twin stands for FILE: a JSON pointer ({"path", "sha256"}) to a mirror file with
-# the same bytes, so a run that two chapters share is stored once (effgen.book.freeze.sync_mirror).
-TWIN_SUFFIX = ".twin"
 
 
 @contextlib.contextmanager
-def exclusive_run(folder: Path | None) -> Iterator[None]:
-    """Hold ``folder``'s training lock for the block; fail at once if another process holds it.
+def exclusive_run(folder: Path | None, wait: bool = False) -> Iterator[None]:
+    """Hold ``folder``'s training lock for the block; fail at once if another process holds it, or
+    with ``wait`` wait until it is released (a run two chapters need: the second then reuses it).
 
     Two processes training one run folder would overwrite each other's checkpoints, each
     resuming from a state the other then replaces. The lock is an OS file lock, so it is
@@ -53,21 +51,38 @@ def exclusive_run(folder: Path | None) -> Iterator[None]:
         return
     folder = Path(folder)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    handle = _take_lock(fcntl, folder, wait)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise EffgenError(f"{folder} is being trained by another process; wait for it to finish "
-                              "(or stop it), then run this again to reuse or resume its run") from None
         yield
     finally:
         os.close(handle)
         # A run that failed its checks before writing anything leaves no folder behind.
-        if created and [path.name for path in folder.iterdir()] == [LOCK_FILE]:
+        if created and folder.is_dir() and [path.name for path in folder.iterdir()] == [LOCK_FILE]:
             (folder / LOCK_FILE).unlink()
             folder.rmdir()
+
+
+def _take_lock(fcntl: Any, folder: Path, wait: bool) -> int:
+    """An open handle on ``folder``'s lock file, locked exclusively (see ``exclusive_run``)."""
+    told = False
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except OSError:
+            if not wait:
+                os.close(handle)
+                raise EffgenError(f"{folder} is being trained by another process; wait for it to finish "
+                                  "(or stop it), then run this again to reuse or resume its run") from None
+        if not told:
+            print(f"{folder} is being trained by another process; waiting for it", flush=True)
+            told = True
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if os.fstat(handle).st_nlink:
+            return handle
+        os.close(handle)  # its holder stopped before writing anything and removed the folder: lock it anew
 
 
 def config_key(config: Mapping[str, Any], *salt: str) -> str:
@@ -260,52 +275,17 @@ def _swap_into_place(built: Path, folder: Path) -> None:
 
 def unpacked(relative: Path) -> Path:
     """Where a frozen mirror's file lands in a run folder: FILE.csv.gz unpacks to FILE.csv (likewise
-    .json.gz and .npy.gz), and a twin pointer FILE.twin lands as FILE."""
-    if relative.suffix == TWIN_SUFFIX:
-        return unpacked(relative.with_suffix(""))
+    .json.gz and .npy.gz)."""
     packed = relative.suffix == ".gz" and Path(relative.stem).suffix in GZIP_SUFFIXES
     return relative.with_suffix("") if packed else relative
 
 
-def twin_pointer(pointer: Path, target: Path, digest: str) -> bytes:
-    """The bytes of ``pointer`` (FILE.twin) standing for ``target``, whose bytes hash to ``digest``."""
-    relative = os.path.relpath(target, pointer.parent)
-    return (json.dumps({"path": Path(relative).as_posix(), "sha256": digest}, indent=1) + "\n").encode()
-
-
-def twin_target(pointer: Path) -> Path:
-    """The mirror file that ``pointer`` (FILE.twin) stands for, checked against its recorded hash."""
-    try:
-        record = json.loads(pointer.read_text())
-        target, digest = pointer.parent / str(record["path"]), str(record["sha256"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{pointer}: an unreadable twin pointer ({type(err).__name__}: {err})") from None
-    if not _inside_its_profile(pointer, target) or target.suffix == TWIN_SUFFIX or target.is_symlink():
-        raise CheckpointError(f"{pointer}: a twin pointer may only stand for a mirror file of its own profile's "
-                              f"frozen book, not {os.path.normpath(target)}; restore it (git checkout -- _freeze)")
-    if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
-        raise CheckpointError(f"{pointer} stands for {os.path.normpath(target)}, which is missing or has "
-                              "changed; restore _freeze/ from git (git checkout -- _freeze) or re-run the "
-                              "chapter that holds it")
-    return target
-
-
-def _inside_its_profile(pointer: Path, target: Path) -> bool:
-    """Whether ``target`` lies inside the ``_freeze/<profile>/`` folder that holds ``pointer``."""
-    pointer = pointer.resolve()
-    profile = next((folder for folder in pointer.parents if folder.parent.name == FREEZE_DIR), None)
-    return profile is not None and target.resolve().is_relative_to(profile)
-
-
 def copy_unpacked(source: Path, dest: Path) -> bool:
-    """Copy ``source`` to ``dest`` atomically, gunzipping a packed mirror file (FILE.csv.gz) and following
-    a twin pointer (FILE.twin) to the file it stands for.
+    """Copy ``source`` to ``dest`` atomically, gunzipping a packed mirror file (FILE.csv.gz).
 
     Returns False, and leaves ``dest`` alone, when ``dest`` exists by the time the copy is ready:
     another process (two runs of a chapter start together) put the same file there first.
     """
-    if source.suffix == TWIN_SUFFIX:
-        return copy_unpacked(twin_target(source), dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(dest)
     if unpacked(Path(source.name)).name != source.name:

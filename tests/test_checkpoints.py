@@ -1,7 +1,6 @@
 """Checkpoints: resumes load onto the CPU whatever the device, and damaged files fail in one line."""
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -168,6 +167,7 @@ def test_classifier_checkpoint_missing_keys_is_a_one_line_error(tmp_path: Path, 
     train = (torch.randn(32, 3, 28, 28, generator=g), torch.randint(0, 20, (32,), generator=g))
     config = ClassifierConfig.from_dict({"model": "baseline", "steps": 2, "steps_per_epoch": 2, "batch_size": 16})
     train_classifier(config, train, train, CPU, tmp_path)
+    (tmp_path / "weights.pt").unlink()  # the finished run's reload file: its checkpoint is read instead
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     del payload[missing]
     torch.save(payload, tmp_path / "checkpoint.pt")
@@ -268,23 +268,25 @@ def test_a_run_folder_being_trained_refuses_a_second_trainer(tmp_path: Path) -> 
     assert (tmp_path / "gan" / LOCK_FILE).exists()  # left behind, harmless: the OS lock went with its holder
 
 
-def test_a_twin_pointer_may_not_leave_its_profiles_frozen_book(tmp_path: Path) -> None:
-    from effgen.checkpoints import twin_pointer, twin_target
+def test_a_trainer_told_to_wait_takes_the_run_folder_once_it_is_free(tmp_path: Path) -> None:
+    """A run-store entry two chapters need: the second waits for the first, then reuses its run."""
+    import threading
+    import time
 
-    profile = tmp_path / "_freeze" / "paper"
-    pointer = profile / "03-tuning" / "runs" / "run" / "checkpoint.pt.twin"
-    pointer.parent.mkdir(parents=True)
-    inside = profile / "02-classifier" / "runs" / "run" / "checkpoint.pt"
-    inside.parent.mkdir(parents=True)
-    inside.write_bytes(b"weights")
-    digest = hashlib.sha256(b"weights").hexdigest()
-    pointer.write_bytes(twin_pointer(pointer, inside, digest))
-    assert twin_target(pointer) == pointer.parent / os.path.relpath(inside, pointer.parent)
-    outside = tmp_path / "secret.bin"
-    outside.write_bytes(b"weights")
-    for escape in (outside, tmp_path / "_freeze" / "quick" / "x.pt"):
-        escape.parent.mkdir(parents=True, exist_ok=True)
-        escape.write_bytes(b"weights")
-        pointer.write_bytes(twin_pointer(pointer, escape, digest))
-        with pytest.raises(CheckpointError, match="only stand for a mirror file of its own profile"):
-            twin_target(pointer)
+    from effgen.checkpoints import exclusive_run
+
+    held, order = threading.Event(), []
+
+    def first() -> None:
+        with exclusive_run(tmp_path / "run"):
+            held.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    held.wait()
+    with exclusive_run(tmp_path / "run", wait=True):
+        order.append("second")
+    holder.join()
+    assert order == ["first done", "second"]

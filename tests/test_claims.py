@@ -265,15 +265,16 @@ def test_numbers_take_the_precision_their_spread_allows() -> None:
 
 def test_training_time_counts_a_run_two_chapters_share_once(tmp_path: Path) -> None:
     rows = "epoch,step,seconds\n1,1000,600.0\n2,2000,600.0\n"
-    first, second = tmp_path / "01-activations", tmp_path / "02-classifier"
-    (first / "paper-swish-seed0-cefd3897").mkdir(parents=True)
-    (first / "paper-swish-seed0-cefd3897" / "history.csv").write_text(rows)
-    (second / "tuned-seed0-cefd3897").mkdir(parents=True)
-    (second / "tuned-seed0-cefd3897" / "history.csv.gz").write_bytes(gzip.compress(rows.encode()))
-    (second / "long-seed0-e1d6d8a5").mkdir(parents=True)
-    (second / "long-seed0-e1d6d8a5" / "history.csv.gz").write_bytes(gzip.compress(rows.encode()))
-    assert summary_tables.training_seconds({"01-activations": first, "02-classifier": second}) == {
-        "01-activations": 1200.0, "02-classifier": 1200.0}
+    first, second, store = tmp_path / "01-activations", tmp_path / "02-classifier", tmp_path / "store"
+    for entry in ("seed0-cefd3897", "seed0-e1d6d8a5"):  # run-store entries, each once
+        (store / "classifier" / entry).mkdir(parents=True)
+        (store / "classifier" / entry / "history.csv").write_text(rows)
+    (second / "sweep" / "steps2000-seed0-27c60098").mkdir(parents=True)  # a run in the chapter's own folder
+    (second / "sweep" / "steps2000-seed0-27c60098" / "history.csv.gz").write_bytes(gzip.compress(rows.encode()))
+    records = {"01-activations": {"store": ["classifier/seed0-cefd3897"]},
+               "02-classifier": {"store": ["classifier/seed0-cefd3897", "classifier/seed0-e1d6d8a5"]}}
+    assert summary_tables.training_seconds({"01-activations": first, "02-classifier": second}, records, store) == {
+        "01-activations": 1200.0, "02-classifier": 2400.0}
     assert summary_tables.duration(1200.0) == "20 min" and summary_tables.duration(30_000) == "8.3 h"
 
 

@@ -50,7 +50,7 @@ def _main_to_file(argv: list[str], path: Path) -> int:
 
 def test_train_writes_a_resumable_run_and_prints_a_summary(trained) -> None:
     _data, out, summary = trained
-    assert {"checkpoint.pt", "history.csv", "config.yml", "test.json"} <= {p.name for p in out.iterdir()}
+    assert {"checkpoint.pt", "weights.pt", "history.csv", "config.yml", "test.json"} <= {p.name for p in out.iterdir()}
     assert summary["params"] == 86_692 and summary["steps"] == 6 and summary["test_n"] == 120
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert summary["stand_in"] is False  # a bare official-format folder is taken as the official release
@@ -63,6 +63,9 @@ def test_evaluate_scores_any_official_format_folder(trained, capsys: pytest.Capt
     scores = json.loads(capsys.readouterr().out)
     assert scores["n"] == 120 and scores["params"] == 86_692 and scores["split"] == "test"
     assert scores["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert main(["evaluate", "classifier", "--checkpoint", str(out / "weights.pt"), "--data", str(data),
+                 "--device", "cpu"]) == 0  # the finished run's weights alone, as the run store freezes it
+    assert json.loads(capsys.readouterr().out) == scores
     assert main(["evaluate", "classifier", "--checkpoint", str(out), "--data", str(data), "--split", "valid",
                  "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)["split"] == "valid"

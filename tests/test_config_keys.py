@@ -32,7 +32,8 @@ TAGGED_FOLDER = re.compile(r"^(trial\d+-steps\d+|steps\d+-lr[0-9.e+-]+-seed\d+)-
 
 
 def _frozen_config_files() -> list[Path]:
-    return sorted(FROZEN.glob("*/runs/**/config.yml"))
+    """Every frozen classifier run's config: in the run store, and in chapter 03's own tuning runs."""
+    return sorted([*FROZEN.glob("*/runs/**/config.yml"), *FROZEN.glob("store/**/config.yml")])
 
 
 def _rebuilt(stored: dict) -> dict:
@@ -53,7 +54,8 @@ def test_a_frozen_run_config_rebuilds_to_the_same_json(path: Path) -> None:
 
 
 def test_every_frozen_classifier_checkpoint_config_rebuilds_to_the_same_json() -> None:
-    checkpoints = sorted(p for p in FROZEN.glob("*/runs/**/checkpoint.pt") if (p.parent / "config.yml").is_file())
+    checkpoints = sorted(p for pattern in ("*/runs/**/checkpoint.pt", "*/runs/**/weights.pt", "store/**/*.pt")
+                         for p in FROZEN.glob(pattern) if (p.parent / "config.yml").is_file())
     assert checkpoints
     for path in checkpoints:
         stored = read_checkpoint(path, "classifier checkpoint", ("config",))["config"]

@@ -34,7 +34,7 @@ from effgen.book.freeze import fingerprints as _fingerprints  # noqa: F401  (fre
 from effgen.book.freeze import mirror as _mirror  # noqa: F401  (freeze.mirror below)
 from effgen.book.runner import plan
 from effgen.commands import main
-from effgen.errors import CheckpointError, ParamsError
+from effgen.errors import ParamsError
 
 PROFILE = "smoke"
 
@@ -371,7 +371,8 @@ def runs(book: Path, trained_runs: Path) -> Path:
     return folder
 
 
-def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, runs: Path) -> None:
+def test_freeze_writes_the_layout_and_keeps_finished_runs_without_their_training_state(book: Path,
+                                                                                       runs: Path) -> None:
     fake_execute(book, ["01"])
     frozen = book / "_freeze" / PROFILE / "01-first"
     assert (frozen / "notebook.ipynb").is_file()
@@ -382,22 +383,23 @@ def test_freeze_writes_the_layout_and_slims_finished_checkpoints(book: Path, run
     assert record["executed"]["seconds"] == 1.5 and record["runs"]["results_version"] == 1
     mirror = frozen / "runs"
     files = {p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file()}
-    assert {"metrics.json", "big.csv.gz", "cls/checkpoint.pt", "cls/history.csv", "cls/test_predictions.npy.gz", "corrected/generator.pt",
-            "corrected/history.csv", "corrected/config.json", "fc_gan/generator.pt", "unfinished/checkpoint.pt"} <= files
-    assert not {"corrected/checkpoint.pt", "fc_gan/checkpoint.pt", "scratch.npz", "cls/checkpoint.pt.tmp"} & files
+    assert {"metrics.json", "big.csv.gz", "cls/weights.pt", "cls/history.csv", "cls/test_predictions.npy.gz",
+            "corrected/generator.pt", "corrected/history.csv", "corrected/config.json", "fc_gan/generator.pt",
+            "unfinished/checkpoint.pt"} <= files
+    assert not {"cls/checkpoint.pt", "corrected/checkpoint.pt", "fc_gan/checkpoint.pt", "scratch.npz",
+                "cls/checkpoint.pt.tmp"} & files
     with sqlite3.connect(mirror / "optuna.db") as study:
         assert study.execute("select value from trials").fetchall() == [(0.5,)]
     assert any(f.startswith("corrected/samples/") for f in files)
-    slim = torch.load(mirror / "cls/checkpoint.pt", weights_only=True)
-    assert slim["finished"] and "optimizer" not in slim and "sampler" not in slim and "model" in slim
+    assert (mirror / "cls/weights.pt").read_bytes() == (runs / "cls/weights.pt").read_bytes()  # copied as it is
     whole = torch.load(mirror / "unfinished/checkpoint.pt", weights_only=True)
     assert whole["step"] == 3 and "opt_g" in whole  # in progress: kept whole, so it resumes
     dropped = {d["path"]: d["reason"] for d in record["runs"]["dropped"]}  # nothing is lost silently
     # save_generator stores the MLP generator too, so both finished GAN runs keep generator.pt
     assert dropped == {"scratch.npz": "not a small artifact",
+                       "cls/checkpoint.pt": "finished run; weights.pt reloads it",
                        "corrected/checkpoint.pt": "finished GAN run; generator.pt keeps its weights",
                        "fc_gan/checkpoint.pt": "finished GAN run; generator.pt keeps its weights"}
-    assert "cls/checkpoint.pt" in record["runs"]["slimmed"]
     # Freezing again changes no file: nothing to commit when nothing changed.
     stamps = {p: p.stat().st_mtime_ns for p in mirror.rglob("*") if p.is_file()}
     assert sync_mirror(book, PROFILE, "01-first", replace=True).written == 0
@@ -414,7 +416,8 @@ def test_thaw_restores_what_is_absent_and_never_overwrites(book: Path, runs: Pat
     assert copied >= 4
     assert (runs / "metrics.json").read_text() == '{"newer": true}'
     assert (runs / "big.csv").read_bytes() == big and not (runs / "big.csv.gz").exists()
-    assert "optimizer" not in torch.load(runs / "cls/checkpoint.pt", weights_only=True)
+    assert not (runs / "cls/checkpoint.pt").exists()
+    assert "optimizer" not in torch.load(runs / "cls/weights.pt", weights_only=True)
     assert (runs / "cls/test_predictions.npy").read_bytes() == predictions
     assert thaw(book, PROFILE, "01-first") == 0
 
@@ -492,57 +495,10 @@ def test_a_file_grown_over_the_size_limit_keeps_its_last_snapshot(book: Path, ru
     assert (mirror / "unfinished/checkpoint.pt").read_bytes() == kept
 
 
-def test_a_run_two_chapters_share_is_stored_once_and_no_mirror_loses_it(book: Path, runs: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from effgen.book.run_progress import chapter_runs
-
-    monkeypatch.setattr(freeze.mirror, "TWIN_HOLDER", "02-second")  # ranked first; then book order
-    # Run folders of one configuration, seed and data end alike (effgen.classifier.twins): one more in 01, one in 02.
-    (runs / "cls").rename(runs / "cls-seed0-abc")
-    shutil.copytree(runs / "cls-seed0-abc", runs / "again-seed0-abc")
-    shared = book / "runs" / PROFILE / "02-second" / "tuned-seed0-abc"
-    shutil.copytree(runs / "cls-seed0-abc", shared)
-    mirror1, mirror2 = (book / "_freeze" / PROFILE / name / "runs" for name in ("01-first", "02-second"))
-    ours, theirs = "cls-seed0-abc/checkpoint.pt", mirror2 / "tuned-seed0-abc/checkpoint.pt"
-
-    # 01 first: nothing else holds the run, so its first copy is real and its second points at it.
-    report = sync_mirror(book, PROFILE, "01-first", replace=True)
-    size = (mirror1 / "again-seed0-abc/checkpoint.pt").stat().st_size
-    assert size >= freeze.TWIN_OVER_BYTES
-    assert [t["path"] for t in report.twins] == [ours] and (mirror1 / f"{ours}.twin").is_file()
-    # 02, the holder, keeps its copy real; 01, synced again, points both of its copies at it.
-    assert sync_mirror(book, PROFILE, "02-second", replace=True).twins == []
-    report = sync_mirror(book, PROFILE, "01-first", replace=True)
-    assert {t["holder"] for t in report.twins} == {theirs.relative_to(book).as_posix()} and len(report.twins) == 2
-    assert not list(mirror1.glob("*-seed0-abc/checkpoint.pt")) and (mirror1 / f"{ours}.twin").stat().st_size < 200
-    # A thaw brings the whole runs back; --status reads a run's progress through its pointer.
-    freeze.snapshot(book, PROFILE, ["01"], log=lambda _: None)  # the record a thaw reads; the same files
-    assert len(list(mirror1.rglob("*.twin"))) == 2
-    shutil.rmtree(runs)
-    assert thaw(book, PROFILE, "01-first") > 0
-    assert (runs / ours).read_bytes() == theirs.read_bytes() == (runs / "again-seed0-abc/checkpoint.pt").read_bytes()
-    assert not list(runs.rglob("*.twin"))
-    progress = {p.name: p.finished for p in chapter_runs(mirror1)}
-    assert progress["again-seed0-abc"] and progress["cls-seed0-abc"]
-
-    # 02's run goes (say its params changed): its file is copied into the pointers' places first.
-    shutil.rmtree(shared)
-    sync_mirror(book, PROFILE, "02-second", replace=True)
-    assert not theirs.exists() and not list(mirror1.rglob("*.twin"))
-    assert (mirror1 / ours).read_bytes() == (runs / ours).read_bytes()
-
-    # A pointer whose file has changed is a one-line error naming the way back, not a wrong run.
-    (mirror1 / ours).unlink()
-    (mirror1 / f"{ours}.twin").write_text(json.dumps({"path": "../again-seed0-abc/checkpoint.pt", "sha256": "0" * 64}))
-    shutil.rmtree(runs)
-    with pytest.raises(CheckpointError, match="missing or has changed; restore _freeze/ from git"):
-        thaw(book, PROFILE, "01-first")
-
-
 # ---------------------------------------------------------------- the training code reuses frozen runs
 
-def test_a_thawed_slim_classifier_checkpoint_is_reused_without_training(book: Path, runs: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_thawed_finished_classifier_run_is_reused_without_training(book: Path, runs: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from effgen.classifier import loop, train_classifier
 
     config, (train, valid) = tiny_classifier()
@@ -612,15 +568,13 @@ def test_a_frozen_chapter_renders_without_execution(book: Path, monkeypatch: pyt
     assert "steps 2" in page
 
 
-def test_every_twin_pointer_of_the_committed_paper_book_resolves() -> None:
-    """A commit that drops or changes a file another chapter's mirror points at would break its thaw."""
-    frozen = Path(__file__).resolve().parents[1] / "_freeze" / "paper"
-    pointers = sorted(frozen.rglob(f"*{checkpoints.TWIN_SUFFIX}"))
-    for pointer in pointers:
-        target = checkpoints.twin_target(pointer)  # raises CheckpointError when gone or changed
-        assert frozen in target.resolve().parents and target.suffix != checkpoints.TWIN_SUFFIX
-    if (frozen / "01-activations" / "notebook.ipynb").is_file():
-        assert pointers, "chapter 01 shares six runs with chapter 02; its mirror should point at them"
+def test_every_store_entry_the_committed_paper_book_lists_is_whole() -> None:
+    """A commit that drops or changes a frozen store entry a record lists would break its chapter's thaw."""
+    from effgen.book.freeze.store import check_entry, referenced
+
+    repo = Path(__file__).resolve().parents[1]
+    for entry in referenced(repo, "paper"):
+        check_entry(repo, "paper", entry)  # FreezeDamaged when a file is missing or changed
 
 
 # ---------------------------------------------------------------- a damaged freeze is never run over
@@ -635,7 +589,8 @@ def _snapshot_of(folder: Path) -> dict[str, bytes]:
     lambda path: path.write_text('{"fingerprint": {"notebook": 1}}'),         # partly valid
     lambda path: path.write_text('{"fingerprint": 5, "executed": "x"}'),      # retyped
     lambda path: path.write_text("[1, 2]"),                                  # not an object
-], ids=["truncated", "empty", "partial", "retyped", "list"])
+    lambda path: path.write_text(json.dumps({**json.loads(path.read_text()), "store": ["../../etc"]})),
+], ids=["truncated", "empty", "partial", "retyped", "list", "store"])
 def test_a_damaged_fingerprint_is_named_and_nothing_runs_over_it(book: Path, damage,
                                                                    capsys: pytest.CaptureFixture) -> None:
     fake_execute(book, [])

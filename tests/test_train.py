@@ -282,7 +282,7 @@ def test_pick_lr_uses_validation_only_and_leaves_runs_for_run_seeds(tmp_path: Pa
     scores = pick.scores()
     assert scores[pick.lr] == scores.max()
     # The pick never scored the test split; run_seeds at the picked lr reuses the trained runs.
-    folders = [run_folder(base.replace(lr=pick.lr, seed=s), splits, tmp_path, "plain") for s in (0, 1)]
+    folders = [run_folder(base.replace(lr=pick.lr, seed=s), splits, tmp_path) for s in (0, 1)]
     assert all((f / "checkpoint.pt").is_file() and not (f / "test.json").exists() for f in folders)
     runs = run_seeds(base.replace(lr=pick.lr), [0, 1], splits, CPU, tmp_path, "plain")
     assert [r.out_dir for r in runs] == folders and all((f / "test.json").is_file() for f in folders)
@@ -317,7 +317,8 @@ def test_confusion_counts_true_rows_and_predicted_columns() -> None:
 def test_run_seeds_keys_folders_by_config_and_data(tmp_path: Path, data) -> None:
     splits = Splits(*data, separable(90, 2))
     first = run_seeds(tiny(), [0], splits, CPU, tmp_path, "demo")
-    assert first[0].out_dir.name == f"demo-seed0-{run_key(tiny(seed=0), splits)}"
+    assert first[0].out_dir == tmp_path / "store" / "classifier" / f"seed0-{run_key(tiny(seed=0), splits)}"
+    assert first[0].label == "demo"
     changed = run_seeds(tiny(lr=0.02), [0], splits, CPU, tmp_path, "demo")  # no clash with the old run
     assert changed[0].out_dir != first[0].out_dir
     again = run_seeds(tiny(), [0], splits, CPU, tmp_path, "demo")

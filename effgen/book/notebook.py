@@ -181,7 +181,7 @@ def _prepare_interactive_run(name: str, profile: str, namespace: Mapping[str, An
     chapter by the library modules its kernel loaded, and a batch run must not load these.
     """
     from effgen.book import freeze
-    from effgen.book.run_progress import chapter_runs, summarise
+    from effgen.book.run_progress import chapter_runs, run_progress, summarise
 
     root = project_root()
     if profile not in PROFILES and not (root / "params" / profile).is_dir():
@@ -194,7 +194,12 @@ def _prepare_interactive_run(name: str, profile: str, namespace: Mapping[str, An
     freeze.prepare_runs(root, profile, name, freeze.depends_on(root, notebook),
                         log=lambda line: lines.append(line.strip()))
     folder = freeze.runs_folder(root, profile, name)
-    runs = chapter_runs(folder)
+    store = freeze.live_store(root, profile)
+    entries = (freeze.read_record(root, profile, name) or {}).get("store", [])
+    # the chapter's own runs, and the run-store entries its last execution used
+    found = [(folder / run.name, run) for run in chapter_runs(folder)]
+    found += [(store / entry, run) for entry in entries if (run := run_progress(store / entry, entry))]
+    runs = [run for _, run in found]
     on_hand = summarise(runs)
     lines.append(f"runs on hand: {on_hand}; each is reused wherever the chapter asks for its key (configuration "
                  "and data), an unfinished one resumes" if on_hand else "no runs on hand: every run the chapter asks for trains")
@@ -210,7 +215,7 @@ def _prepare_interactive_run(name: str, profile: str, namespace: Mapping[str, An
     if dataset := _dataset_of(folder / "metrics.json"):
         # Run keys hash the data too, and ``auto`` sources resolve per machine: say what reuse needs.
         lines.append(f"the runner's last execution used {dataset}; on other data every run trains anew")
-    if (frozen is None or changed) and (cost := _training_cost(folder, [r.name for r in runs if r.finished])):
+    if (frozen is None or changed) and (cost := _training_cost([path for path, run in found if run.finished])):
         lines.append(f"a run to train takes about {cost} (the median finished run here, as its history records)")
     return lines
 
@@ -293,11 +298,11 @@ def _dataset_of(metrics: Path) -> str:
         return ""
 
 
-def _training_cost(folder: Path, finished: list[str]) -> str:
+def _training_cost(finished: list[Path]) -> str:
     """The median training time the finished runs' histories record ("" when none records one)."""
     seconds = []
-    for name in finished:
-        history = folder / name / "history.csv"
+    for run in finished:
+        history = run / "history.csv"
         if not history.is_file():
             continue
         with history.open(newline="") as rows:

@@ -1,9 +1,10 @@
 """How far a chapter's training runs have got, from their run folders: what ``effgen run --status``
 lists under a chapter that is not frozen, so a profile computed across sessions shows where it stands.
 
-A run folder is one with a ``checkpoint.pt`` (classifier or GAN: it holds ``step`` and the config's
-``steps``) or a mirror's pointer to one (``checkpoint.pt.twin``), or, for a finished GAN run whose checkpoint was dropped from the freeze, a
-``generator.pt`` or ``final.pt`` with its ``history.csv``.
+A run folder is one with a ``weights.pt`` (a finished run of the run store, or one tuning trained),
+a ``checkpoint.pt`` (classifier or GAN: it holds ``step`` and the config's ``steps``), or, for a
+finished GAN run whose checkpoint was dropped from the freeze, a ``generator.pt`` or ``final.pt``
+with its ``history.csv``.
 """
 from __future__ import annotations
 
@@ -13,10 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from effgen.checkpoints import TWIN_SUFFIX, twin_target
-from effgen.errors import EffgenError
+from effgen.paths import CHECKPOINT_FILE, WEIGHTS_FILE
 
-CHECKPOINT = "checkpoint.pt"
 FINISHED_GAN_FILES = ("generator.pt", "final.pt")
 
 
@@ -36,14 +35,11 @@ class RunProgress:
 
 def run_progress(folder: Path, name: str) -> RunProgress | None:
     """The progress of the run in ``folder``, or None when it holds no run (or one that cannot be read)."""
-    checkpoint = folder / CHECKPOINT
+    if (folder / WEIGHTS_FILE).is_file():  # written when the run finished
+        return RunProgress(name, _history_steps(folder), None, finished=True)
+    checkpoint = folder / CHECKPOINT_FILE
     if checkpoint.is_file():
         return _from_checkpoint(checkpoint, name)
-    if (pointer := folder / (CHECKPOINT + TWIN_SUFFIX)).is_file():  # a mirror's run stored once, elsewhere
-        try:
-            return _from_checkpoint(twin_target(pointer), name)
-        except EffgenError:
-            return None
     if any((folder / file).is_file() for file in FINISHED_GAN_FILES):
         return RunProgress(name, _history_steps(folder), None, finished=True)
     return None

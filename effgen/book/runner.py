@@ -131,11 +131,15 @@ def _cell_error(err: Exception) -> str:
     return f"{ename}{where}: {evalue}"
 
 
+After = Callable[[ChapterJob, float, list[str], list[str]], None]
+
+
 def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] = print,
             before: Callable[[ChapterJob], None] | None = None,
-            after: Callable[[ChapterJob, float, list[str]], None] | None = None) -> list[ChapterRun]:
-    """Execute ``jobs`` in order; ``before(job)`` runs just before a chapter, ``after(job, seconds, ran)``
-    after its success, with ``ran`` the package files its kernel loaded (``LOADED_TAG``)."""
+            after: After | None = None) -> list[ChapterRun]:
+    """Execute ``jobs`` in order; ``before(job)`` runs just before a chapter, ``after(job, seconds, ran,
+    store)`` after its success, with ``ran`` the package files its kernel loaded and ``store`` the
+    run-store entries it used (``LOADED_TAG``)."""
     import papermill  # imported late: it is slow to import and `plan` must stay fast
 
     # Papermill's own parameter parser cannot read `X | None` annotations and warns that such
@@ -158,8 +162,7 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
 
 
 def _execute_all(jobs: Sequence[ChapterJob], root: Path, papermill: Any, log: Callable[[str], None],
-                 before: Callable[[ChapterJob], None] | None,
-                 after: Callable[[ChapterJob, float, list[str]], None] | None) -> list[ChapterRun]:
+                 before: Callable[[ChapterJob], None] | None, after: After | None) -> list[ChapterRun]:
     _pin_kernel_to_this_python(root)
     runs: list[ChapterRun] = []
     for index, job in enumerate(jobs, start=1):
@@ -188,28 +191,30 @@ def _execute_all(jobs: Sequence[ChapterJob], root: Path, papermill: Any, log: Ca
         finally:
             source.unlink(missing_ok=True)
         seconds = time.perf_counter() - start
-        ran = _loaded_files(recorded)
+        ran, store = _loaded_files(recorded)
         strip_recorder(job.output)
         _label_injected_parameters(job, root)
         runs.append(ChapterRun(job.name, str(job.output), seconds, True))
         log(f"[{index}/{len(jobs)}] {job.name} done in {seconds:.1f} s")
         if after is not None:
-            after(job, seconds, ran)
+            after(job, seconds, ran, store)
     _write_log(root, jobs, runs)
     return runs
 
 
-# The last cell of every execution: which package files the kernel ran. It imports nothing of effgen,
-# so it records exactly what the chapter's own cells loaded; the runner removes it from the output.
+# The last cell of every execution: which package files the kernel ran, and which run-store entries it
+# used (effgen.paths.STORE_ENTRIES_USED). It imports nothing of effgen, so it records exactly what the
+# chapter's own cells loaded; the runner removes it from the output.
 LOADED_TAG = "effgen-loaded-files"
 _RECORDER = """import json as _json, sys as _sys
-_files = set()
+_files, _store = set(), set()
 for _name, _module in list(_sys.modules.items()):
     if _name == {package!r} or _name.startswith({package!r} + "."):
         _files.add(getattr(_module, "__file__", None) or "")
         _files.update(str(_f) for _f in getattr(_module, "PACKAGE_FILES_USED", ()))
+        _store.update(str(_e) for _e in getattr(_module, "STORE_ENTRIES_USED", ()))
 with open({path!r}, "w") as _out:
-    _json.dump(sorted(_f for _f in _files if _f), _out)
+    _json.dump({{"files": sorted(_f for _f in _files if _f), "store": sorted(_store)}}, _out)
 """
 PACKAGE = "effgen"
 
@@ -229,16 +234,18 @@ def _with_loaded_recorder(source: Path, recorded: Path) -> Path:
     return copy
 
 
-def _loaded_files(recorded: Path) -> list[str]:
-    """The files the recorder cell listed; ``ChapterFailed`` if it did not run (the chapter did not finish)."""
+def _loaded_files(recorded: Path) -> tuple[list[str], list[str]]:
+    """The files and run-store entries the recorder cell listed; ``ChapterFailed`` if it did not run (the
+    chapter did not finish)."""
     try:
-        files = json.loads(recorded.read_text())
-    except (OSError, ValueError):
+        found = json.loads(recorded.read_text())
+        files, store = found["files"], found["store"]
+    except (OSError, ValueError, KeyError, TypeError):
         raise ChapterFailed(f"{recorded.name}: the chapter finished without recording which library files it "
                             f"ran; it is not frozen") from None
     finally:
         recorded.unlink(missing_ok=True)
-    return [str(f) for f in files]
+    return [str(f) for f in files], [str(e) for e in store]
 
 
 def strip_recorder(path: Path) -> None:

@@ -124,21 +124,25 @@ def _budgets_text(metrics: Mapping[str, Any]) -> str:
 
 # ---- compute ---------------------------------------------------------------------------------------
 
-_RUN_KEY = re.compile(r"seed\d+-[0-9a-f]{8}$")  # the tail two chapters' twins of one run share
+_RUN_KEY = re.compile(r"seed\d+-[0-9a-f]{8}$")  # a run-store entry's name, the tail of older run folders
 
 
-def training_seconds(folders: Mapping[str, Path]) -> dict[str, float]:
-    """Seconds of training each chapter's run histories record (``history.csv``, plain or gzipped).
+def training_seconds(folders: Mapping[str, Path], records: Mapping[str, Mapping[str, Any] | None] | None = None,
+                     store: Path | None = None) -> dict[str, float]:
+    """Seconds of training each chapter's run histories record (``history.csv``, plain or gzipped): the
+    runs in its folder, and the entries of the run ``store`` its freeze record lists (``records``).
 
-    A run that two chapters share (same configuration and data: the same folder-name tail) counts once,
+    A run that two chapters share (same configuration and data: the same store entry) counts once,
     for the first chapter in the order given. Only runs that log ``seconds`` count: the classifier runs.
     """
     seen: set[str] = set()
     totals: dict[str, float] = {}
     for chapter, folder in folders.items():
         total = 0.0
-        for history in sorted(Path(folder).rglob("history.csv*")):
-            if history.name not in ("history.csv", "history.csv.gz"):
+        entries = ((records or {}).get(chapter) or {}).get("store", []) if store is not None else []
+        histories = sorted(Path(folder).rglob("history.csv*")) + [Path(store) / e / "history.csv" for e in entries]
+        for history in histories:
+            if history.name not in ("history.csv", "history.csv.gz") or not history.is_file():
                 continue
             match = _RUN_KEY.search(history.parent.name)
             key = match.group(0) if match else f"{chapter}/{history.parent.relative_to(folder)}"

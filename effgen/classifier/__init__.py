@@ -18,6 +18,7 @@ from effgen.classifier.experiments import (
 from effgen.classifier.loop import (
     CHECKPOINT_FILE,
     HISTORY_COLUMNS,
+    WEIGHTS_FILE,
     TrainResult,
     UnfinishedRunWarning,
     budget_of,
@@ -28,7 +29,7 @@ from effgen.classifier.loop import (
 )
 
 __all__ = [
-    "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "ClassifierConfig", "ClassifierRun", "LrPick", "TrainResult",
+    "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "WEIGHTS_FILE", "ClassifierConfig", "ClassifierRun", "LrPick", "TrainResult",
     "UnfinishedRunWarning", "budget_of", "build_model", "claim_verdict", "combine_verdicts", "confusion", "data_fingerprint",
     "evaluate", "histories", "load_classifier", "pick_lr", "run_classifier", "run_folder", "run_key", "run_seeds", "seed_summary",
     "spread_text", "train_classifier",

@@ -1,8 +1,14 @@
 """Experiments as the chapters run them: train (or reuse) a run, score it on test once, sweep seeds.
 
-A run lives in its own folder: the training checkpoint and history, plus ``test.json`` and
-``test_predictions.npy`` written the first time the finished model meets the test split.
-Re-running a chapter therefore reuses every finished run and touches the test split once.
+A run lives in its own folder: the training checkpoint and history (``weights.pt`` once finished),
+plus ``test.json`` and ``test_predictions.npy`` written the first time the finished model meets the
+test split. Re-running a chapter therefore reuses every finished run and touches the test split once.
+
+``run_seeds`` and ``pick_lr`` keep their runs in the run store (``effgen.paths.store_for``): one
+folder per content key, ``store/classifier/seed<seed>-<key>``, where the key hashes the
+configuration and the training and validation data. A run that several chapters need (chapter 02's
+tuned model is chapter 01's SE + IR Swish model and chapter 06's paper model) is trained once, and
+reused, or resumed from its last checkpoint, wherever it is asked for again.
 """
 from __future__ import annotations
 
@@ -20,11 +26,12 @@ from torch import Tensor
 
 from effgen import stats
 from effgen.budget import BudgetReport
-from effgen.checkpoints import config_key
+from effgen.checkpoints import atomic_write, config_key
 from effgen.classifier.config import ClassifierConfig
-from effgen.classifier.loop import TrainResult, data_fingerprint, evaluate, train_classifier
-from effgen.classifier.twins import adopt_twin
+from effgen.classifier.loop import data_fingerprint, evaluate, train_classifier
+from effgen.paths import store_for, use_store_entry
 
+STORE_KIND = "classifier"  # runs/<profile>/store/classifier/<entry>/
 TEST_FILE = "test.json"
 PREDICTIONS_FILE = "test_predictions.npy"
 
@@ -43,6 +50,7 @@ class ClassifierRun:
     test: dict[str, Any]  # accuracy and mean_batch_accuracy (fractions), loss, n; raw_accuracy with EMA
     predictions: np.ndarray  # test-set predictions, int64 (n,)
     out_dir: Path
+    label: str = ""  # what the chapter calls the run ("tuned"); the store names it by content, not by this
 
     @property
     def test_acc(self) -> float:
@@ -59,10 +67,11 @@ class ClassifierRun:
         return self.budget.flag
 
 
-def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device, out_dir: Path) -> ClassifierRun:
-    """Train (resume, reuse, or copy another chapter's twin, see ``twins``) in ``out_dir``; score the test split once."""
+def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device, out_dir: Path,
+                   label: str = "", wait: bool = False) -> ClassifierRun:
+    """Train (resume, or reuse) in ``out_dir``; score the test split once. ``wait``: see ``train_classifier``."""
     out_dir = Path(out_dir)
-    result = _train_here_or_from_twin(config, data, device, out_dir)
+    result = train_classifier(config, data.train, data.valid, device, out_dir, wait=wait)
     x_test, y_test = data.test
     fingerprint = data_fingerprint(x_test, y_test)
     cached = _read_test(out_dir, fingerprint) if result.reused else None
@@ -74,43 +83,42 @@ def run_classifier(config: ClassifierConfig, data: Splits, device: torch.device,
             scores.update(raw_accuracy=raw["accuracy"], raw_loss=raw["loss"])
         cached = (scores, predictions)
         # predictions first, the record last: a test.json on disk always has its predictions beside it
-        tmp = out_dir / (PREDICTIONS_FILE + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.save(handle, predictions, allow_pickle=False)
-        tmp.replace(out_dir / PREDICTIONS_FILE)
-        tmp = out_dir / (TEST_FILE + ".tmp")
-        tmp.write_text(json.dumps({**scores, "data_fingerprint": fingerprint}, indent=2))
-        tmp.replace(out_dir / TEST_FILE)
+        atomic_write(out_dir / PREDICTIONS_FILE, lambda tmp: _save_array(tmp, predictions))
+        text = json.dumps({**scores, "data_fingerprint": fingerprint}, indent=2)
+        atomic_write(out_dir / TEST_FILE, lambda tmp: tmp.write_text(text))
     scores, predictions = cached
     return ClassifierRun(config=config, history=result.history, budget=result.budget, test=scores,
-                         predictions=predictions, out_dir=out_dir)
-
-
-def _train_here_or_from_twin(config: ClassifierConfig, data: Splits, device: torch.device,
-                             folder: Path) -> TrainResult:
-    """``train_classifier`` in ``folder``, starting from another chapter's copy of the run when there is one."""
-    adopt_twin(folder, config, data.train, data.valid)
-    return train_classifier(config, data.train, data.valid, device, folder)
+                         predictions=predictions, out_dir=out_dir, label=label)
 
 
 def run_seeds(config: ClassifierConfig, seeds: Iterable[int], data: Splits, device: torch.device,
               root: Path, name: str) -> list[ClassifierRun]:
-    """The same configuration once per seed, each in ``root/<name>-seed<seed>-<key>``.
+    """The same configuration once per seed, each in the run store of ``root`` (``run_folder``).
 
-    ``key`` hashes the configuration and the training data, so a chapter re-run with changed
-    parameters or data trains new runs beside the old ones instead of tripping over them,
-    and a re-run with the same ones reuses them.
+    ``root`` is the chapter's run folder; ``name`` labels the runs for the chapter (``ClassifierRun.label``).
+    The key hashes the configuration and the training data, so a chapter re-run with changed
+    parameters or data trains new runs beside the old ones, and a re-run with the same ones, or
+    another chapter asking for the same run, reuses them.
     """
     runs = []
     for seed in seeds:
         seeded = config.replace(seed=seed)
-        runs.append(run_classifier(seeded, data, device, run_folder(seeded, data, root, name)))
+        runs.append(run_classifier(seeded, data, device, _use(seeded, data, root), label=name, wait=True))
     return runs
 
 
-def run_folder(config: ClassifierConfig, data: Splits, root: Path, name: str) -> Path:
-    """Where ``run_seeds`` keeps the run of ``config`` (its seed included): one folder per run."""
-    return Path(root) / f"{name}-seed{config.seed}-{run_key(config, data)}"
+def run_folder(config: ClassifierConfig, data: Splits, root: Path) -> Path:
+    """Where ``run_seeds`` keeps the run of ``config`` (its seed included): ``<store>/classifier/seed<N>-<key>``."""
+    return store_for(root) / STORE_KIND / _entry_name(config, data)
+
+
+def _entry_name(config: ClassifierConfig, data: Splits) -> str:
+    return f"seed{config.seed}-{run_key(config, data)}"
+
+
+def _use(config: ClassifierConfig, data: Splits, root: Path) -> Path:
+    """``run_folder``, noted as used by this process (the book records what each chapter ran)."""
+    return use_store_entry(store_for(root), STORE_KIND, _entry_name(config, data))
 
 
 @dataclass
@@ -131,10 +139,11 @@ def pick_lr(config: ClassifierConfig, factors: Iterable[float], seeds: Iterable[
     """Train ``config`` at ``lr x factor`` for each factor and seed; keep the best mean validation score.
 
     Only the training and validation splits are used, so the test split cannot steer the pick.
-    Runs go to the folders ``run_seeds`` uses, so a later ``run_seeds`` at the picked learning
+    Runs go to the store entries ``run_seeds`` uses, so a later ``run_seeds`` at the picked learning
     rate reuses them (and only then scores them on test). Ties go to the factor nearest 1, the
     base learning rate, then to the smaller one. Every configuration given the same factors and
     seeds gets the same budget: len(factors) x len(seeds) runs of ``config.steps`` steps.
+    ``root`` and ``name`` are ``run_seeds``'s (the store does not use the label).
     """
     factors, seeds = [float(f) for f in factors], [int(s) for s in seeds]
     if not factors or not seeds or any(f <= 0 for f in factors):
@@ -143,7 +152,7 @@ def pick_lr(config: ClassifierConfig, factors: Iterable[float], seeds: Iterable[
     for factor in factors:
         for seed in seeds:
             run = config.replace(lr=config.lr * factor, seed=seed)
-            result = _train_here_or_from_twin(run, data, device, run_folder(run, data, root, name))
+            result = train_classifier(run, data.train, data.valid, device, _use(run, data, root), wait=True)
             rows.append({"factor": factor, "lr": run.lr, "seed": seed, "val_acc": 100.0 * result.final_val_acc})
     table = pd.DataFrame(rows)
     means = table.groupby("factor")["val_acc"].mean()
@@ -242,6 +251,11 @@ def spread_text(summary: dict[str, Any], digits: int = 2) -> str:
     if summary.get("n") == 1:
         return f"{summary['mean']:.{digits}f} (1 seed)"
     return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a handle: np.save would add ".npy" to a temporary file's name
+        np.save(handle, array, allow_pickle=False)
 
 
 def _read_test(out_dir: Path, fingerprint: str) -> tuple[dict[str, Any], np.ndarray] | None:

@@ -6,6 +6,9 @@ training tensor. After each epoch the model is scored on the validation split (o
 subset of it), a history row is added, and, when an output folder is given, everything a
 resumed run needs is written: weights, Adam state, sampler position and the torch RNG.
 A run resumed from that checkpoint on CPU ends with the same metrics as one never stopped.
+When the run finishes it also writes ``weights.pt``: the checkpoint without the Adam and sampler
+state. That file alone reloads the finished run (weights, history, RNG), so it is what the run
+store keeps of a finished run; ``checkpoint.pt`` is needed only to resume an unfinished one.
 
 The recipe switches of chapter 06 (``effgen.classifier.recipe``) hook in here: the learning rate
 of each step, label smoothing, augmentation of each batch, and an EMA of the weights. With
@@ -31,19 +34,19 @@ import yaml
 from torch import Tensor, nn
 
 from effgen.budget import CLASSIFIER_LIMITS, BudgetReport, check_budget, count_params
-from effgen.checkpoints import exclusive_run, load_module_state, read_checkpoint
+from effgen.checkpoints import atomic_torch_save, exclusive_run, load_module_state, read_checkpoint
 from effgen.classifier.config import ClassifierConfig, build_model
 from effgen.classifier.recipe import WeightEMA, augment_batch, lr_at
 from effgen.data.batches import InMemoryBatches
 from effgen.errors import CheckpointError, DataError, EffgenError, ParamsError
+from effgen.paths import CHECKPOINT_FILE, WEIGHTS_FILE
 from effgen.runtime import autocast, keep_freed_memory_on, memory_format, progress, seed_everything
 
-CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yml"
 CHECKPOINT_FORMAT = 1
 RESUME_KEYS = ("config", "data_fingerprint", "model", "rng", "history", "step")
-# Absent from the slim checkpoints effgen.book.freeze keeps of finished runs; needed to continue a run.
+# Absent from weights.pt (and from older frozen "slim" checkpoints); needed only to continue a run.
 TRAINING_STATE_KEYS = ("optimizer", "sampler")
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc",
                                     "val_acc_running_mean", "seconds")
@@ -67,14 +70,15 @@ class TrainResult:
 
 def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], valid: tuple[Tensor, Tensor],
                      device: torch.device, out_dir: Path | None = None,
-                     on_epoch: EpochCallback | None = None) -> TrainResult:
+                     on_epoch: EpochCallback | None = None, wait: bool = False) -> TrainResult:
     """Train (or resume, or reuse) one classifier run; see the module docstring.
 
     Checks the data and the paper's budget before any compute. ``on_epoch(epoch, row)`` runs
     after each trained epoch's checkpoint is written and may raise (e.g. ``optuna.TrialPruned``).
-    One process at a time trains in ``out_dir`` (``effgen.checkpoints.exclusive_run``).
+    One process at a time trains in ``out_dir`` (``effgen.checkpoints.exclusive_run``); another
+    one fails at once, or with ``wait`` (a run-store entry two chapters need) waits, then reuses it.
     """
-    with exclusive_run(out_dir):
+    with exclusive_run(out_dir, wait=wait):
         return _train_classifier(config, train, valid, device, out_dir, on_epoch)
 
 
@@ -106,7 +110,7 @@ def _train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], va
     step = 0
     if state is not None:
         model.load_state_dict(state["model"])
-        if "optimizer" in state:  # a slim checkpoint (effgen.book.freeze) is a finished run: nothing to resume
+        if "optimizer" in state:  # weights.pt is a finished run: nothing to resume
             optimizer.load_state_dict(state["optimizer"])
             sampler.load_state_dict(state["sampler"])
         _set_rng_state(state["rng"], device)
@@ -147,6 +151,9 @@ def _train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], va
                 on_epoch(epoch, dict(row))
     finally:
         bar.close()
+    if reused and out_dir is not None and not (Path(out_dir) / WEIGHTS_FILE).is_file():
+        # finished before runs wrote weights.pt, or stopped between its two last files
+        atomic_torch_save(weights_payload(state), Path(out_dir) / WEIGHTS_FILE)
     model.eval()
     frame = pd.DataFrame(history, columns=history_columns(config))
     final = float(frame["val_acc"].iloc[-1]) if len(frame) else math.nan
@@ -256,7 +263,8 @@ class UnfinishedRunWarning(UserWarning):
 
 def load_classifier(path: Path, device: torch.device | str = "cpu",
                     weights: str = "auto") -> tuple[nn.Module, ClassifierConfig]:
-    """A trained classifier from ``checkpoint.pt`` (or a run folder holding one), in eval mode.
+    """A trained classifier from ``weights.pt`` or ``checkpoint.pt`` (or a run folder: its ``weights.pt``
+    when it finished, else its checkpoint), in eval mode.
 
     ``weights``: ``"auto"`` the EMA weights when the run kept them (what it was evaluated with),
     else the raw ones; ``"raw"`` or ``"ema"`` to choose. Weights that do not fit the stored config,
@@ -267,7 +275,7 @@ def load_classifier(path: Path, device: torch.device | str = "cpu",
         raise ValueError(f"weights must be 'auto', 'raw' or 'ema', not {weights!r}")
     path = Path(path)
     if path.is_dir():
-        path = path / CHECKPOINT_FILE
+        path = run_state_file(path)
     if not path.is_file():
         raise EffgenError(f"{path}: no such checkpoint; train one with `effgen train classifier`")
     device = torch.device(device)
@@ -359,9 +367,10 @@ def _write_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str,
                       model: nn.Module, optimizer: torch.optim.Optimizer, sampler: InMemoryBatches,
                       device: torch.device, history: list[dict[str, float]], step: int,
                       ema: WeightEMA | None = None) -> None:
-    """Write the checkpoint, history.csv and config.yml, each atomically (write, then rename).
+    """Write the checkpoint, history.csv and config.yml, and weights.pt once finished, each atomically.
 
     With EMA on, the checkpoint keeps both weights: ``model`` (raw) and ``ema`` (averaged).
+    weights.pt comes last: beside it, every other file is the finished run's.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -385,6 +394,20 @@ def _write_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str,
     text = yaml.safe_dump({**config.to_dict(), "params": budget.params,
                            "over_budget": budget.over_budget}, sort_keys=False)
     _atomic(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(text))
+    if payload["finished"]:
+        atomic_torch_save(weights_payload(payload), out_dir / WEIGHTS_FILE)
+
+
+def weights_payload(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """What ``weights.pt`` holds: a finished checkpoint without the state only resuming needs."""
+    dropped = (*TRAINING_STATE_KEYS, "slim")  # "slim": the marker of older frozen checkpoints
+    return {**{key: value for key, value in checkpoint.items() if key not in dropped}, "finished": True}
+
+
+def run_state_file(out_dir: Path) -> Path:
+    """The file a run folder is reloaded from: ``weights.pt`` once finished, else ``checkpoint.pt``."""
+    weights = Path(out_dir) / WEIGHTS_FILE
+    return weights if weights.is_file() else Path(out_dir) / CHECKPOINT_FILE
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -405,8 +428,8 @@ def _load(path: Path, required: tuple[str, ...] = ("config", "model")) -> dict[s
 
 
 def matching_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str) -> dict[str, Any] | None:
-    """The checkpoint in ``out_dir`` if it belongs to this exact run; None when there is none."""
-    path = out_dir / CHECKPOINT_FILE
+    """The run's state in ``out_dir`` (``run_state_file``) if it is this exact run's; None when there is none."""
+    path = run_state_file(out_dir)
     if not path.is_file():
         return None
     payload = _load(path, RESUME_KEYS)
@@ -427,7 +450,7 @@ def matching_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: st
         raise CheckpointError(f"{path}: a damaged classifier checkpoint (missing {', '.join(missing)}); "
                               "delete it to start the run over")
     if missing and int(payload["step"]) < config.steps:
-        # effgen.book.freeze slims only finished runs (weights, history, RNG; no Adam or sampler state).
+        # only finished runs are kept without their training state (weights, history, RNG; no Adam or sampler)
         raise CheckpointError(f"{path} has no {' or '.join(missing)} state, at step {payload['step']} of "
                               f"{config.steps}: it cannot be resumed; delete {out_dir} to train the run again")
     return payload

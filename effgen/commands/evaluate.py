@@ -1,4 +1,4 @@
-"""``effgen evaluate classifier``: score a trained checkpoint on any official-format AddNIST folder."""
+"""``effgen evaluate classifier``: score a trained run's weights on any official-format AddNIST folder."""
 from __future__ import annotations
 
 import argparse
@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print JSON {accuracy, n, params, mean_batch_accuracy, split}: accuracy over every "
                     "sample of the split, and the original notebook's mean of per-batch (64) accuracies.")
     classifier.add_argument("--checkpoint", type=Path, required=True,
-                            help="checkpoint.pt written by `effgen train classifier` (or its run folder)")
+                            help="weights.pt or checkpoint.pt written by `effgen train classifier`, or its run "
+                                 "folder (a run-store entry under runs/PROFILE/store/classifier/ is one)")
     classifier.add_argument("--data", type=Path, required=True,
                             help="folder with train/valid/test _x.npy and _y.npy in the official AddNIST format")
     classifier.add_argument("--split", choices=SPLITS, default="test", help="split to score (default test)")

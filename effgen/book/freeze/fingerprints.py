@@ -13,8 +13,10 @@ The parts (DEVELOPING.md, "Frozen results", has the rule each one follows):
 * ``upstream``: for a chapter that reads another's outputs (``chapter.artifact("04-dcgan", ...)``,
   and the summary page, which reads every chapter), the execution it read.
 
-Every ``fingerprint.json`` is validated on read: a file that does not parse or lacks a part is
-``FreezeDamaged``, never "missing", so no command mistakes a damaged freeze for one to recompute.
+Beside the fingerprint, a record lists the run-store entries the chapter's kernel used (``store``;
+``effgen.book.freeze.store``). Every ``fingerprint.json`` is validated on read: a file that does not
+parse or lacks a part is ``FreezeDamaged``, never "missing", so no command mistakes a damaged freeze
+for one to recompute.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from typing import Any
 
 from effgen.book.runner import SUMMARY_PAGE, chapter_name, execution_order
 from effgen.errors import EffgenError
-from effgen.paths import FREEZE_DIR
+from effgen.paths import FREEZE_DIR, STORE_ENTRY
 
 # Bump when a change to the library alters results: every chapter is then recomputed from scratch.
 RESULTS_VERSION = 1
@@ -255,7 +257,8 @@ def read_record(root: Path, profile: str, chapter: str) -> dict[str, Any] | None
     """The chapter's ``fingerprint.json``, validated; None only when there is no such file.
 
     A record may hold only ``runs`` (a snapshot of a chapter never executed); one that holds a
-    ``fingerprint`` must hold every part of it and the ``executed`` notebook's hash.
+    ``fingerprint`` must hold every part of it and the ``executed`` notebook's hash. ``store``, when
+    present, is a list of run-store entries (``<kind>/<name>``).
     """
     path = freeze_dir(root, profile, chapter) / FINGERPRINT_FILE
     if not path.exists():
@@ -268,6 +271,9 @@ def read_record(root: Path, profile: str, chapter: str) -> dict[str, Any] | None
         raise _damaged(root, path, "not a JSON object")
     if not isinstance(record.get("runs", {}), dict):
         raise _damaged(root, path, "'runs' is not an object")
+    store = record.get("store", [])
+    if not isinstance(store, list) or not all(isinstance(e, str) and STORE_ENTRY.fullmatch(e) for e in store):
+        raise _damaged(root, path, "'store' is not a list of run-store entries (<kind>/<name>)")
     if "fingerprint" not in record:
         if "executed" in record:
             raise _damaged(root, path, "it records an execution but no fingerprint")

@@ -29,7 +29,6 @@ from effgen.book.freeze.mirror import (
     MirrorReport,
     sync_mirror,
     thaw,
-    write_if_changed,
 )
 from effgen.book.freeze.status import (
     COMMITTED_PROFILES,
@@ -38,6 +37,15 @@ from effgen.book.freeze.status import (
     refuse_damaged,
     size_report,
     status,
+)
+from effgen.book.freeze.store import (
+    freeze_entries,
+    frozen_store,
+    live_store,
+    prune,
+    snapshot_entries,
+    thaw_snapshot,
+    write_if_changed,
 )
 from effgen.book.runner import ChapterJob, chapter_name, execute, execution_order, plan
 
@@ -58,8 +66,9 @@ def _write_record(root: Path, profile: str, chapter: str, record: dict[str, Any]
 
 
 def freeze_chapter(root: Path, job: ChapterJob, print_: Fingerprint, seconds: float,
-                   ran: Sequence[str] = ()) -> MirrorReport:
-    """After a successful execution: keep the executed notebook, mirror its runs, record the fingerprint.
+                   ran: Sequence[str] = (), store: Sequence[str] = ()) -> MirrorReport:
+    """After a successful execution: keep the executed notebook, mirror its runs, freeze the run-store
+    entries it used (``store``), record the fingerprint, then prune the entries nothing lists any more.
 
     ``print_`` is the fingerprint taken just before the execution started; its library part is
     replaced by the digests of ``ran``, the files the chapter's kernel loaded.
@@ -71,6 +80,7 @@ def freeze_chapter(root: Path, job: ChapterJob, print_: Fingerprint, seconds: fl
     print_ = dataclasses.replace(print_, library=library_digests(ran))
     write_if_changed(folder / NOTEBOOK_FILE, notebook)
     mirror = sync_mirror(root, profile, job.name, replace=True)
+    mirror.entries = freeze_entries(root, profile, store).frozen
     git = _git(root)
     record = {
         "chapter": job.name,
@@ -82,8 +92,10 @@ def freeze_chapter(root: Path, job: ChapterJob, print_: Fingerprint, seconds: fl
         "notebook_file_sha256": _sha256(notebook),
         "runs": {"kind": "final", "at": _now(), "git": git, "results_version": fingerprints.RESULTS_VERSION,
                  **mirror.as_dict()},
+        "store": mirror.entries,
     }
     _write_record(root, profile, job.name, record)
+    prune(root, profile)
     return mirror
 
 
@@ -107,7 +119,8 @@ def refreeze_prose(root: Path, profile: str, st: ChapterStatus) -> None:
 
 def snapshot(root: Path, profile: str, requested: Sequence[str] = (),
              log: Callable[[str], None] = print) -> list[str]:
-    """Copy the resumable state of chapters that are not frozen and current from ``runs/`` to ``_freeze/``.
+    """Copy the resumable state of chapters that are not frozen and current, and every entry of the
+    run store, from ``runs/`` to ``_freeze/``.
 
     For a long run to cross sessions: commit ``_freeze/<profile>/`` afterwards, and the next
     ``effgen run`` thaws these files and the training code resumes from the checkpoints.
@@ -137,6 +150,10 @@ def snapshot(root: Path, profile: str, requested: Sequence[str] = (),
             f"{mirror.written} updated) in {freeze_dir(root, profile, st.name).relative_to(root)}"
             + (f"; dropped {len(mirror.dropped)}: " + ", ".join(d["path"] for d in mirror.dropped)
                if mirror.dropped else ""))
+    entries = snapshot_entries(root, profile, {"at": _now(), "git": _git(root)})
+    log(f"run store: {len(entries.frozen)} entries in {frozen_store(root, profile).relative_to(root)} "
+        f"({entries.written} files updated)"
+        + (f"; {len(entries.kept)} left as they were, further along than here" if entries.kept else ""))
     for line in size_report(root, profile):
         log(line)
     return done
@@ -144,27 +161,39 @@ def snapshot(root: Path, profile: str, requested: Sequence[str] = (),
 
 def prepare_runs(root: Path, profile: str, chapter: str, upstream: Sequence[str],
                  log: Callable[[str], None] = print) -> None:
-    """Before a chapter executes: set aside runs of another RESULTS_VERSION, thaw, mark the folder."""
-    folder = runs_folder(root, profile, chapter)
-    marker = folder / RUNS_VERSION_FILE
-    if marker.is_file() and marker.read_text().strip() != str(fingerprints.RESULTS_VERSION):
-        old = marker.read_text().strip()
-        # Out of the summary page's sight (it reads runs/<profile>/*/metrics.json), but kept.
-        aside = folder.parent / SUPERSEDED_DIR / f"{chapter}.results-v{old}"
-        n = 1
-        while aside.exists():
-            n += 1
-            aside = aside.with_name(f"{chapter}.results-v{old}-{n}")
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        folder.rename(aside)
-        log(f"  {chapter}: runs of results version {old} set aside in {aside.relative_to(root)}; recomputing")
+    """Before a chapter executes: set aside runs of another RESULTS_VERSION (the chapter's and the run
+    store's), thaw the chapter's, its upstream chapters' and the snapshot's, mark the folders."""
+    folders = [runs_folder(root, profile, chapter), live_store(root, profile)]
+    for folder in folders:
+        _set_aside_if_superseded(root, folder, log)
     for name in [*upstream, chapter]:
         copied = thaw(root, profile, name)
         if copied:
-            log(f"  thawed {copied} frozen files into {runs_folder(root, profile, name).relative_to(root)}")
-    folder.mkdir(parents=True, exist_ok=True)
-    # A folder without a marker predates it: its runs are adopted as the current version's.
-    marker.write_text(f"{fingerprints.RESULTS_VERSION}\n")
+            log(f"  thawed {copied} frozen files into {runs_folder(root, profile, name).relative_to(root)} "
+                "and the run store")
+    if copied := thaw_snapshot(root, profile):
+        log(f"  thawed {copied} files of the last snapshot into {live_store(root, profile).relative_to(root)}")
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        # A folder without a marker predates it: its runs are adopted as the current version's.
+        (folder / RUNS_VERSION_FILE).write_text(f"{fingerprints.RESULTS_VERSION}\n")
+
+
+def _set_aside_if_superseded(root: Path, folder: Path, log: Callable[[str], None]) -> None:
+    """Move ``folder`` to ``runs/<profile>/.superseded/`` when its runs were made under another RESULTS_VERSION."""
+    marker = folder / RUNS_VERSION_FILE
+    if not marker.is_file() or marker.read_text().strip() == str(fingerprints.RESULTS_VERSION):
+        return
+    old = marker.read_text().strip()
+    # Out of the summary page's sight (it reads runs/<profile>/*/metrics.json), but kept.
+    aside = folder.parent / SUPERSEDED_DIR / f"{folder.name}.results-v{old}"
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = aside.with_name(f"{folder.name}.results-v{old}-{n}")
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    folder.rename(aside)
+    log(f"  {folder.name}: runs of results version {old} set aside in {aside.relative_to(root)}; recomputing")
 
 
 def place_frozen_notebooks(root: Path, profile: str, names: Iterable[str] | None = None) -> list[str]:
@@ -323,11 +352,12 @@ def run_book(root: Path, profile: str, requested: Sequence[str] = (), force: boo
         item = next(p for p in to_run if p.job.name == job.name)
         prepare_runs(root, profile, job.name, item.status.depends_on, log)
 
-    def after(job: ChapterJob, seconds: float, ran: Sequence[str]) -> None:
-        mirror = freeze_chapter(root, job, prints[job.name], seconds, ran)
+    def after(job: ChapterJob, seconds: float, ran: Sequence[str], store: Sequence[str]) -> None:
+        mirror = freeze_chapter(root, job, prints[job.name], seconds, ran, store)
         dropped = f"; dropped {', '.join(d['path'] for d in mirror.dropped)}" if mirror.dropped else ""
         log(f"  frozen into {freeze_dir(root, profile, job.name).relative_to(root)}: notebook and "
-            f"{mirror.kept} run files, {mirror.bytes / 2**20:.1f} MB{dropped}")
+            f"{mirror.kept} run files, {mirror.bytes / 2**20:.1f} MB{dropped}; "
+            f"{len(mirror.entries)} run-store entries")
 
     if to_run:
         execute([p.job for p in to_run], root, log=log, before=before, after=after)

@@ -1,4 +1,5 @@
-"""Where each chapter of a profile stands: frozen and current, stale (and why), missing, or damaged."""
+"""Where each chapter of a profile stands: frozen and current, stale (and why), missing, or damaged;
+and how far the runs of the run store have got."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from effgen.book.freeze.fingerprints import (
     read_record,
     runs_folder,
 )
+from effgen.book.freeze.store import check_entry, frozen_store, live_store, referenced
 from effgen.book.run_progress import chapter_runs, summarise
 from effgen.book.runner import chapter_name, select
 from effgen.paths import RUNS_MIRROR
@@ -70,6 +72,8 @@ def status(root: Path, profile: str, requested: Sequence[str] = ()) -> list[Chap
             record = read_record(root, profile, name)
             if record is not None and "fingerprint" in record:
                 check_frozen_notebook(root, profile, name, record)
+            for entry in (record or {}).get("store", []):
+                check_entry(root, profile, entry)
             current = fingerprint(root, profile, notebook,
                                   (record or {}).get("fingerprint", {}).get("library", {}))
         except FreezeDamaged as err:
@@ -143,7 +147,19 @@ def format_status(root: Path, profile: str, statuses: Sequence[ChapterStatus]) -
                                           freeze_dir(root, profile, chapter.name) / RUNS_MIRROR))
             if runs:
                 lines.append(f"  {'':<{width}}  runs: {runs}")
+    lines += _store_lines(root, profile)
     lines += size_report(root, profile)
     return "\n".join(lines)
 
 
+
+
+def _store_lines(root: Path, profile: str) -> list[str]:
+    """How far the run store's entries have got, live or frozen (whichever is further), and which the
+    snapshot alone keeps (an entry of no chapter's record: work in progress, or one to delete)."""
+    runs = chapter_runs(live_store(root, profile), frozen_store(root, profile))
+    if not runs:
+        return []
+    unlisted = sorted(entry for entry, keepers in referenced(root, profile).items() if keepers == {"snapshot"})
+    return [f"  run store: {summarise(runs)}"
+            + (f"; {len(unlisted)} in no chapter's record, kept by the snapshot" if unlisted else "")]
