@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 
 import pytest
 from scipy import stats as scipy_stats
@@ -69,6 +70,16 @@ def test_zero_variance_cannot_tell_rather_than_fake_p() -> None:
     # One side flat, the other not: Welch is still defined, with df = n - 1 of the noisy side.
     lopsided = stats.welch([5.0, 5.0, 5.0], [1.0, 2.0, 3.0])
     assert lopsided.tested and lopsided.df == pytest.approx(2.0)
+
+
+def test_seeds_that_agree_to_many_digits_are_tested_without_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's "precision loss" warning would land in a chapter's output
+        close = stats.welch([75.1, 75.1, 75.1000001], [75.0, 75.0, 75.0])
+        pairs = stats.paired([75.1, 75.1, 75.1000001], [75.0, 75.0, 75.0])
+    assert close.verdict == stats.AHEAD and pairs.tested
+    se = math.sqrt(statistics.variance([75.1, 75.1, 75.1000001]) / 3)  # the other side is flat
+    assert close.t == pytest.approx((statistics.fmean([75.1, 75.1, 75.1000001]) - 75.0) / se, rel=1e-9)
 
 
 def test_compare_seeds_pairs_by_design() -> None:
