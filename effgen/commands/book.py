@@ -119,12 +119,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
-    from effgen.book.freeze import snapshot
+    from effgen.book.freeze import refuse_damaged, snapshot, status
     from effgen.book.runner import plan
 
     check_profile(args.profile)
     root = project_root()
     plan(root, args.profile, args.chapters)
+    if args.adopt_legacy_runs:
+        from effgen.book.freeze.migrate import adopt_legacy_runs
+
+        refuse_damaged(status(root, args.profile))
+        adopt_legacy_runs(root, args.profile)
     snapshot(root, args.profile, args.chapters)
     return 0
 
@@ -172,8 +177,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     snap = subparsers.add_parser(
         "snapshot", help="save the resumable state of unfinished chapters into _freeze/PROFILE/",
         description="Copy the small artifacts and in-progress checkpoints of every chapter that is not "
-                    "frozen and current from runs/PROFILE/ into _freeze/PROFILE/<chapter>/runs/. Commit "
+                    "frozen and current from runs/PROFILE/ into _freeze/PROFILE/<chapter>/runs/, and every "
+                    "entry of the run store (runs/PROFILE/store/) into _freeze/PROFILE/store/. Commit "
                     "_freeze/paper/ at the end of a session; the next `effgen run` thaws it and resumes.")
     snap.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapters (default: all)")
     _add_profile(snap)
+    snap.add_argument("--adopt-legacy-runs", action="store_true",
+                      help="first move the classifier runs kept per chapter before the run store "
+                           "(<label>-seed<N>-<key>, live and frozen) into runs/PROFILE/store/, once")
     snap.set_defaults(func=_snapshot)
