@@ -20,7 +20,6 @@ and seed, chapter 06's architecture, cadence and ablation length.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import torch
 
 from effgen.book.freeze import thaw
 from effgen.book.jobs.values import BEYOND, DCGAN, chapter_parameters
+from effgen.checkpoints import atomic_write
 from effgen.data import gan_dataset
 from effgen.errors import ParamsError
 from effgen.gan import (
@@ -104,9 +104,8 @@ def start_from_prefix(folder: Path, prefix: Path) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     if (prefix / "samples").is_dir():
         shutil.copytree(prefix / "samples", folder / "samples", dirs_exist_ok=True)
-    tmp = folder / f"checkpoint.pt.{os.getpid()}.tmp"
-    shutil.copy2(source, tmp)
-    tmp.replace(folder / "checkpoint.pt")  # last: a copy cut short leaves no checkpoint behind
+    # last, and whole: a copy cut short leaves no checkpoint behind
+    atomic_write(folder / "checkpoint.pt", lambda tmp: shutil.copy2(source, tmp))
     return True
 
 
