@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -40,6 +41,11 @@ BOOK_SOURCES = ("_quarto.yml", "references.bib", "index.ipynb", "chapters", "par
 STUDY = "effgen-03-tuning-smoke-mnist-5k"  # the default name carries the smoke profile's data
 
 
+# What the book inherits from conftest: no package index, and under xdist one thread per kernel (a kernel
+# with the machine's threads spin-waits against the other worker's process, several times slower).
+BOOK_ENV = ("PIP_NO_INDEX", "PIP_FIND_LINKS", "OMP_NUM_THREADS")
+
+
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("book")
@@ -47,7 +53,8 @@ def smoke_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
     env = {"EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(root / "data"), "PATH": "/usr/bin:/bin",
-           "HOME": str(Path.home())}
+           "HOME": str(Path.home()),
+           **{name: os.environ[name] for name in BOOK_ENV if name in os.environ}}
     result = subprocess.run([sys.executable, "-m", "effgen", "report", "--profile", "smoke"], cwd=root,
                             env=env, capture_output=True, text=True, timeout=1500, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -65,17 +72,53 @@ def copy_chapter(book: Path, chapter: str, root: Path) -> Path:
     return root
 
 
-def execute_chapter(root: Path, chapter: str, data: Path, out: Path, *extra: str) -> None:
-    """Papermill on ``root``'s copy of ``chapter`` at the smoke profile, as `effgen run` would."""
-    env = {**os.environ, "EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(data), "EFFGEN_PROGRESS": "0"}
+def start_chapter(root: Path, chapter: str, data: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """Papermill on ``root``'s copy of ``chapter`` at the smoke profile, as `effgen run` would; not waited for
+    (its stderr goes to ``out`` with the suffix ``.stderr``).
+
+    Two of these run side by side, so each kernel gets half the cores (one under `pytest -n 2`): more
+    OpenMP threads than cores spin-wait on each other."""
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
+    env = {**os.environ, "EFFGEN_ROOT": str(root), "EFFGEN_DATA": str(data), "EFFGEN_PROGRESS": "0",
+           "OMP_NUM_THREADS": threads}
     command = [sys.executable, "-m", "papermill", str(root / "chapters" / f"{chapter}.ipynb"), str(out),
                "-f", str(root / "params" / "smoke" / f"{chapter}.yml"), "-p", "profile", "smoke",
                "--cwd", str(root), *extra]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out.with_suffix(".stderr"), "w") as stderr:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 CHAPTER_03, CHAPTER_04, CHAPTER_05 = "03-tuning", "04-dcgan", "05-evaluation"
+
+
+@dataclass(frozen=True)
+class SecondRun:
+    root: Path  # the one-chapter project it ran in
+    checkpoints: dict[Path, int]  # its checkpoint files and their modification times before it ran
+
+
+@pytest.fixture(scope="module")
+def second_runs(smoke_book: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, SecondRun]:
+    """Chapters 03 and 04 executed again, each in a copy of its chapter, side by side: 03 asked for one
+    more trial than the book ran, 04 as it was."""
+    n_trials = yaml.safe_load((smoke_book / "params" / "smoke" / f"{CHAPTER_03}.yml").read_text())["n_trials"]
+    extra = {CHAPTER_03: ("-p", "n_trials", str(n_trials + 1)), CHAPTER_04: ()}
+    runs, started = {}, []
+    try:
+        for chapter, parameters in extra.items():
+            folder = tmp_path_factory.mktemp(chapter)
+            root = copy_chapter(smoke_book, chapter, folder / "project")
+            checkpoints = {p: p.stat().st_mtime_ns for p in (root / "runs/smoke" / chapter).rglob("checkpoint.pt")}
+            runs[chapter] = SecondRun(root, checkpoints)
+            out = folder / "second.ipynb"
+            started.append((start_chapter(root, chapter, smoke_book / "data", out, *parameters), out))
+        for process, out in started:
+            assert process.wait(timeout=900) == 0, out.with_suffix(".stderr").read_text()[-3000:]
+    finally:
+        for process, _ in started:
+            if process.poll() is None:
+                process.kill()
+    return runs
 
 
 class _Text(HTMLParser):
@@ -193,7 +236,7 @@ def finished_trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
 
 
-def test_chapter_03_runs_then_resumes_its_study(smoke_book: Path, tmp_path: Path) -> None:
+def test_chapter_03_runs_then_resumes_its_study(smoke_book: Path, second_runs: dict[str, SecondRun]) -> None:
     run_dir = smoke_book / "runs" / "smoke" / CHAPTER_03
     smoke = yaml.safe_load((smoke_book / "params" / "smoke" / f"{CHAPTER_03}.yml").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -206,17 +249,15 @@ def test_chapter_03_runs_then_resumes_its_study(smoke_book: Path, tmp_path: Path
     assert load_best(run_dir / "best.yml").steps == smoke["steps"]
 
     # Raising the target, in a copy of the chapter, continues the same study instead of starting over.
-    root = copy_chapter(smoke_book, CHAPTER_03, tmp_path / "project")
-    execute_chapter(root, CHAPTER_03, smoke_book / "data", tmp_path / "second.ipynb",
-                    "-p", "n_trials", str(smoke["n_trials"] + 1))
-    again = finished_trials(root / "runs" / "smoke" / CHAPTER_03)
+    again = finished_trials(second_runs[CHAPTER_03].root / "runs" / "smoke" / CHAPTER_03)
     assert len(again) == smoke["n_trials"] + 1
     assert {t.number: t.value for t in finished} == {t.number: t.value for t in again if t.number in
                                                       {f.number for f in finished}}
 
 
 # Chapter 04: the outputs chapter 05 relies on, and reuse on re-execution.
-def test_chapter_04_leaves_what_chapter_05_needs_and_reuses_its_runs(smoke_book: Path, tmp_path: Path) -> None:
+def test_chapter_04_leaves_what_chapter_05_needs_and_reuses_its_runs(smoke_book: Path,
+                                                                      second_runs: dict[str, SecondRun]) -> None:
     run_dir = smoke_book / "runs/smoke" / CHAPTER_04
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {h["key"]: h["value"] for h in metrics["headline"]}["gan_params"] == 967_072
@@ -241,12 +282,10 @@ def test_chapter_04_leaves_what_chapter_05_needs_and_reuses_its_runs(smoke_book:
         assert "a stand-in" in text and "callout-warning" in text
 
     # Re-executing (in a copy of the chapter) reuses the finished runs: no checkpoint is rewritten.
-    root = copy_chapter(smoke_book, CHAPTER_04, tmp_path / "project")
-    run_dir = root / "runs/smoke" / CHAPTER_04
-    checkpoints = {p: p.stat().st_mtime_ns for p in run_dir.rglob("checkpoint.pt")}
-    assert len(checkpoints) == 5
-    execute_chapter(root, CHAPTER_04, smoke_book / "data", tmp_path / "second.ipynb")
-    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("checkpoint.pt")} == checkpoints
+    second = second_runs[CHAPTER_04]
+    assert len(second.checkpoints) == 5
+    run_dir = second.root / "runs/smoke" / CHAPTER_04
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("checkpoint.pt")} == second.checkpoints
 
 
 # Chapter 05: its generators trained for a few steps on a stand-in, so this checks plumbing (artifacts,
