@@ -3,13 +3,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from effgen.book.runner import plan, select
+from effgen.commands import main
 from effgen.errors import ParamsError
+
+InProcess = Callable[..., tuple[int, str]]  # effgen's exit code and stderr
 
 
 def effgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -35,29 +39,43 @@ def test_plan_injects_profile_and_file_values(tiny_project: Path) -> None:
     assert jobs[0].output == tiny_project / "_build/smoke/chapters/01-first.ipynb"
 
 
-def test_unknown_key_exits_2_before_anything_runs(tiny_project: Path) -> None:
+@pytest.fixture
+def effgen_here(tiny_project: Path, capsys: pytest.CaptureFixture[str],
+                monkeypatch: pytest.MonkeyPatch) -> InProcess:
+    """`effgen ARGS` in this process, from the tiny project: its exit code and stderr. For refusals, which
+    need no second interpreter's imports; `python -m effgen` itself is run by the tests below."""
+    monkeypatch.chdir(tiny_project)
+
+    def run(*args: str) -> tuple[int, str]:
+        code = main(list(args))
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def test_unknown_key_exits_2_before_anything_runs(tiny_project: Path, effgen_here: InProcess) -> None:
     (tiny_project / "params/smoke/02-second.yml").write_text("fial: false\n")
-    result = effgen("run", "--profile", "smoke", cwd=tiny_project)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    code, stderr = effgen_here("run", "--profile", "smoke")
+    assert code == 2
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1
     assert "params/smoke/02-second.yml" in lines[0] and "'fial'" in lines[0] and "allowed keys: fail" in lines[0]
     assert not (tiny_project / "_build/smoke/chapters").exists()  # chapter 01 did not execute either
     assert not list(tiny_project.glob("marker-*"))
 
 
-def test_wrong_type_exits_2(tiny_project: Path) -> None:
+def test_wrong_type_exits_2(tiny_project: Path, effgen_here: InProcess) -> None:
     (tiny_project / "params/smoke/01-first.yml").write_text("steps: many\n")
-    result = effgen("run", "01", "--profile", "smoke", cwd=tiny_project)
-    assert result.returncode == 2
-    assert "key 'steps' must be int, got str" in result.stderr
+    code, stderr = effgen_here("run", "01", "--profile", "smoke")
+    assert code == 2
+    assert "key 'steps' must be int, got str" in stderr
 
 
-def test_missing_params_file_is_reported(tiny_project: Path) -> None:
+def test_missing_params_file_is_reported(tiny_project: Path, effgen_here: InProcess) -> None:
     (tiny_project / "params/smoke/02-second.yml").unlink()
-    result = effgen("run", "--profile", "smoke", cwd=tiny_project)
-    assert result.returncode == 2
-    assert "params/smoke/02-second.yml is missing" in result.stderr
+    code, stderr = effgen_here("run", "--profile", "smoke")
+    assert code == 2
+    assert "params/smoke/02-second.yml is missing" in stderr
 
 
 @pytest.mark.slow
