@@ -60,10 +60,17 @@ def study_for(s: TuningSettings, storage: str, name: str = "fake") -> optuna.Stu
                       make_pruner(s.pruner, s.pruner_startup_trials, s.pruner_warmup_epochs * s.steps_per_epoch))
 
 
-def test_rounds_follow_the_narrowing_rule(tmp_path):
+@pytest.fixture(scope="module")
+def ten_trials(tmp_path_factory) -> tuple[TuningSettings, optuna.Study]:
+    """One worker's 10 trials of ``fake`` in rounds of 4, for the tests that only read a finished study."""
     s = settings()
-    study = study_for(s, str(tmp_path / "s.db"))
+    study = study_for(s, str(tmp_path_factory.mktemp("ten-trials") / "s.db"))
     run_worker(study, s.plan, fake, 10)
+    return s, study
+
+
+def test_rounds_follow_the_narrowing_rule(ten_trials):
+    s, study = ten_trials
     rounds = stored_rounds(study, s.plan)
     assert [r.index for r in rounds] == [0, 1, 2]  # 4 + 4 + 2 trials
     assert rounds[0].space == s.plan.space
@@ -142,10 +149,8 @@ def test_a_failing_objective_stops_the_worker_and_is_not_counted(tmp_path):
     assert [t.state for t in study.trials] == [TrialState.FAIL] and count_finished(study) == 0
 
 
-def test_plotting_view_puts_every_round_on_one_space(tmp_path):
-    s = settings()
-    study = study_for(s, str(tmp_path / "s.db"))
-    run_worker(study, s.plan, fake, 10)
+def test_plotting_view_puts_every_round_on_one_space(ten_trials):
+    s, study = ten_trials
     view = plotting_view(study, s.plan)
     assert len(view.trials) == 10 and view.best_value == study.best_value
     importances = optuna.importance.get_param_importances(
