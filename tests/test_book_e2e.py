@@ -62,13 +62,15 @@ def smoke_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def copy_chapter(book: Path, chapter: str, root: Path) -> Path:
-    """A one-chapter project at ``root`` holding ``book``'s smoke notebook, params and finished runs."""
+    """A one-chapter project at ``root`` holding ``book``'s smoke notebook, params and finished runs (its own
+    folder's and the run store's)."""
     (root / "chapters").mkdir(parents=True)
     (root / "params/smoke").mkdir(parents=True)
     (root / "_quarto.yml").write_text(f"book:\n  chapters:\n    - chapters/{chapter}.ipynb\n")
     shutil.copy(book / "chapters" / f"{chapter}.ipynb", root / "chapters")
     shutil.copy(book / "params/smoke" / f"{chapter}.yml", root / "params/smoke")
     shutil.copytree(book / "runs/smoke" / chapter, root / "runs/smoke" / chapter)
+    shutil.copytree(book / "runs/smoke/store", root / "runs/smoke/store")
     return root
 
 

@@ -172,8 +172,10 @@ def edit_parameters(notebook: nbformat.NotebookNode, values: dict[str, Any]) -> 
     cell.source = "\n".join(lines)
 
 
-def run_folders(folder: Path) -> set[str]:
-    return {path.name for path in folder.iterdir() if (path / "checkpoint.pt").is_file()}
+def store_runs(store: Path) -> set[str]:
+    """The classifier runs of a run store, live or frozen: a finished one holds weights.pt."""
+    return {path.name for path in (store / "classifier").iterdir()
+            if (path / "weights.pt").is_file() or (path / "checkpoint.pt").is_file()}
 
 
 def unpacked_bytes(path: Path) -> bytes:
@@ -189,7 +191,7 @@ def frozen_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = subprocess.run([sys.executable, "-m", "effgen", "run", CHAPTER, "--profile", "smoke"], cwd=root,
                             env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    shutil.rmtree(root / "runs" / "smoke" / CHAPTER)
+    shutil.rmtree(root / "runs" / "smoke")
     return root
 
 
@@ -218,25 +220,26 @@ def test_an_opened_chapter_reuses_the_frozen_runs_and_trains_only_an_added_seed(
 
     first = next(c for c in notebook.cells if c.cell_type == "code" and "start_chapter(" in c.source)
     said = "".join(o.get("text", "") for o in first.outputs if o.output_type == "stream")
-    frozen_runs = run_folders(frozen / "runs")
+    frozen_runs = store_runs(root / "_freeze" / "smoke" / "store")
     assert f"{CHAPTER}, run interactively at profile 'smoke'" in said
     assert re.search(r"thawed \d+ frozen files into runs/smoke/" + CHAPTER, said), said
     assert f"runs on hand: {len(frozen_runs)} finished" in said, said
     assert f"seeds = {[*seeds, max(seeds) + 1]!r} (frozen: {seeds!r})" in said, said
 
     working = root / "runs" / "smoke" / CHAPTER
-    new = run_folders(working) - frozen_runs
-    assert frozen_runs <= run_folders(working)
-    assert new and all(f"-seed{max(seeds) + 1}-" in name for name in new), new
-    assert any(name.startswith(f"tuned-seed{max(seeds) + 1}-") for name in new)
-    trained_at = min((working / name / "checkpoint.pt").stat().st_mtime_ns for name in new)
-    for name in frozen_runs:  # reused by key: the slim frozen checkpoint, untouched since the thaw
-        checkpoint = working / name / "checkpoint.pt"
-        assert checkpoint.read_bytes() == (frozen / "runs" / name / "checkpoint.pt").read_bytes(), name
-        assert checkpoint.stat().st_mtime_ns < trained_at, name
-    for name in new:  # trained here: a whole checkpoint, optimiser state included
-        state = torch.load(working / name / "checkpoint.pt", weights_only=True)
+    store = root / "runs" / "smoke" / "store" / "classifier"
+    new = store_runs(store.parent) - frozen_runs
+    assert frozen_runs <= store_runs(store.parent)
+    assert new and all(name.startswith(f"seed{max(seeds) + 1}-") for name in new), new
+    trained_at = min((store / name / "checkpoint.pt").stat().st_mtime_ns for name in new)
+    for name in frozen_runs:  # reused by key: the frozen weights, untouched since the thaw, and no checkpoint
+        weights = store / name / "weights.pt"
+        assert weights.read_bytes() == (root / "_freeze/smoke/store/classifier" / name / "weights.pt").read_bytes()
+        assert weights.stat().st_mtime_ns < trained_at and not (store / name / "checkpoint.pt").exists(), name
+    for name in new:  # trained here: a whole checkpoint, optimiser state included, and its weights
+        state = torch.load(store / name / "checkpoint.pt", weights_only=True)
         assert state["step"] == state["config"]["steps"] and "optimizer" in state, name
+        assert (store / name / "weights.pt").is_file(), name
 
     # The runner's metrics stay the frozen ones; the experiment's are kept out of the summary's sight.
     assert (working / "metrics.json").read_bytes() == unpacked_bytes(
