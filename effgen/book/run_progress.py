@@ -3,8 +3,7 @@ lists under a chapter that is not frozen, so a profile computed across sessions 
 
 A run folder is one with a ``weights.pt`` (a finished run of the run store, or one tuning trained),
 a ``checkpoint.pt`` (classifier or GAN: it holds ``step`` and the config's ``steps``), or, for a
-finished GAN run whose checkpoint was dropped from the freeze, a ``generator.pt`` or ``final.pt``
-with its ``history.csv``.
+finished GAN run whose checkpoint was dropped from the freeze, a ``generator.pt`` with its ``history.csv``.
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from effgen.paths import CHECKPOINT_FILE, WEIGHTS_FILE
 
-FINISHED_GAN_FILES = ("generator.pt", "final.pt")
+FINISHED_GAN_FILE = "generator.pt"
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ def run_progress(folder: Path, name: str) -> RunProgress | None:
     checkpoint = folder / CHECKPOINT_FILE
     if checkpoint.is_file():
         return _from_checkpoint(checkpoint, name)
-    if any((folder / file).is_file() for file in FINISHED_GAN_FILES):
+    if (folder / FINISHED_GAN_FILE).is_file():
         return RunProgress(name, _history_steps(folder), None, finished=True)
     return None
 

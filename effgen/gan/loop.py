@@ -227,15 +227,13 @@ def _reload_frozen_run(config: GanConfig, run_dir: Path, device: torch.device, b
     The freeze (``effgen.book.freeze``) drops a finished run's checkpoint.
 
     Such a folder holds ``history.csv``, ``config.json``, the sample grids and the generator's
-    weights, in ``generator.pt`` or, for generators ``save_generator`` cannot store, in
-    ``final.pt`` (``{"format", "config", "step", "dataset", "generator"}``). The generator and
+    weights in ``generator.pt``, which training wrote when the run finished. The generator and
     the history come back; the discriminator is freshly built from the seed, *not* restored,
     and the run cannot be continued to more steps.
     """
-    weights = next((run_dir / name for name in ("generator.pt", "final.pt")
-                    if (run_dir / name).is_file()), None)
+    weights = run_dir / "generator.pt"
     tables = all((run_dir / name).is_file() for name in ("history.csv", "config.json"))
-    if (run_dir / "checkpoint.pt").exists() or weights is None or not tables:
+    if (run_dir / "checkpoint.pt").exists() or not weights.is_file() or not tables:
         return None
     if changed := changed_settings(json.loads((run_dir / "config.json").read_text()), config):
         raise ParamsError(f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
@@ -245,13 +243,9 @@ def _reload_frozen_run(config: GanConfig, run_dir: Path, device: torch.device, b
         raise ParamsError(f"{run_dir} holds a finished {len(history):,}-step run kept without its "
                           f"training state, which cannot become a {config.steps:,}-step run; ask "
                           f"for {len(history):,} steps, or delete the folder to train afresh")
-    if weights.name == "generator.pt":
-        payload = read_generator_file(weights)
-        saved_dataset = str(payload.get("extra", {}).get("dataset", ""))
-        state = payload["state_dict"]
-    else:
-        payload = read_checkpoint(weights, "finished GAN run", ("generator",))
-        saved_dataset, state = str(payload.get("dataset", "")), payload["generator"]
+    payload = read_generator_file(weights)
+    saved_dataset = str(payload.get("extra", {}).get("dataset", ""))
+    state = payload["state_dict"]
     dataset = str((provenance or {}).get("dataset", ""))
     if dataset and saved_dataset and dataset != saved_dataset:
         raise ParamsError(f"{run_dir} holds a run trained on {saved_dataset}, not {dataset}; "

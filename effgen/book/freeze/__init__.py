@@ -32,7 +32,6 @@ from effgen.book.freeze.fingerprints import (
     runs_folder,
 )
 from effgen.book.freeze.mirror import (
-    GAN_FINAL_FILE,
     MirrorReport,
     filter_run_file,
     sync_mirror,
@@ -73,7 +72,7 @@ from effgen.book.freeze.store import (
 )
 
 __all__ = [
-    "COMMITTED_PROFILES", "FINGERPRINT_FILE", "GAN_FINAL_FILE", "NOTEBOOK_FILE", "PACKAGE", "PROSE",
+    "COMMITTED_PROFILES", "FINGERPRINT_FILE", "NOTEBOOK_FILE", "PACKAGE", "PROSE",
     "RESULTS_VERSION", "ChapterStatus", "Fingerprint", "FreezeDamaged",
     "MirrorReport", "Planned", "StoreReport", "check_entry", "depends_on", "describe_plan", "execution_digest", "file_digest",
     "filter_run_file", "fingerprint", "freeze_entries", "frozen_store", "live_store", "format_status", "freeze_chapter", "freeze_dir", "library_digests", "mark_stale_in_build",

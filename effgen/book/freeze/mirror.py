@@ -9,7 +9,6 @@ studies, its tuning runs and GAN runs.
 """
 from __future__ import annotations
 
-import io
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
@@ -29,8 +28,6 @@ SUPERSEDED_DIR = ".superseded"  # runs/<profile>/.superseded/<chapter>.results-v
 
 # Small artifacts: metrics, histories, configs, sample grids, weights, test predictions, Optuna studies.
 KEEP_SUFFIXES = frozenset({".json", ".csv", ".yml", ".yaml", ".png", ".pt", ".npy", ".db"})
-GAN_FINAL_FILE = "final.pt"  # a finished GAN run's generator weights when it has no generator.pt
-GAN_FINAL_FORMAT = "effgen-gan-final-1"
 
 
 @dataclass
@@ -38,20 +35,11 @@ class MirrorReport:
     written: int = 0  # files (re)written in the mirror
     kept: int = 0  # files in the mirror after syncing
     bytes: int = 0
-    slimmed: list[str] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)  # {"path", "reason", "bytes"}
     entries: list[str] = field(default_factory=list)  # run-store entries frozen with the chapter (not in as_dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"files": self.kept, "bytes": self.bytes, "slimmed": self.slimmed, "dropped": self.dropped}
-
-
-def _torch_bytes(payload: Any) -> bytes:
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue()
+        return {"files": self.kept, "bytes": self.bytes, "dropped": self.dropped}
 
 
 def _sqlite_bytes(path: Path) -> bytes:
@@ -76,9 +64,8 @@ def filter_run_file(path: Path, relative: str) -> tuple[dict[str, bytes], str]:
 
     * a ``checkpoint.pt`` beside a ``weights.pt`` is dropped: the run finished, and ``weights.pt``
       reloads it (a classifier run that tuning trained in the chapter's folder);
-    * a finished GAN ``checkpoint.pt`` is dropped: the run keeps ``generator.pt`` (or gets
-      ``final.pt``, its generator's weights, when it has none), ``history.csv`` and ``config.json``,
-      from which ``train_gan`` reloads it;
+    * a finished GAN ``checkpoint.pt`` is dropped: training wrote ``generator.pt`` (its weights),
+      ``history.csv`` and ``config.json``, from which ``train_gan`` reloads it;
     * in-progress checkpoints are kept whole, so a thawed run resumes;
     * large CSV and JSON files are gzipped (thawed back); SQLite files are copied consistently.
     The note is "" for a plain copy, or "dropped: <why>".
@@ -111,10 +98,6 @@ def _filter_checkpoint(path: Path, relative: str) -> tuple[dict[str, bytes], str
             return {relative: path.read_bytes()}, ""
         if (folder / "generator.pt").is_file():
             return {}, "dropped: finished GAN run; generator.pt keeps its weights"
-        final = {"format": GAN_FINAL_FORMAT, "config": payload["config"], "step": int(payload["step"]),
-                 "dataset": payload.get("dataset", ""), "generator": payload["generator"]}
-        final_rel = str(Path(relative).with_name(GAN_FINAL_FILE).as_posix())
-        return {final_rel: _torch_bytes(final)}, f"dropped: finished GAN run; {GAN_FINAL_FILE} keeps its generator"
     return {relative: path.read_bytes()}, ""
 
 
@@ -133,15 +116,11 @@ def sync_mirror(root: Path, profile: str, chapter: str, replace: bool) -> Mirror
             continue
         relative = path.relative_to(source).as_posix()
         outputs, note = filter_run_file(path, relative)
-        if note.startswith("dropped") and not outputs:
+        if note.startswith("dropped"):
             report.dropped.append({"path": relative, "reason": note.split(": ", 1)[1], "bytes": path.stat().st_size})
-        elif note.startswith("dropped"):
-            report.slimmed.append(f"{relative} ({note.split(': ', 1)[1]})")
         # What an earlier snapshot may have made of this file and it no longer makes (e.g. the
         # in-progress checkpoint of a run that has finished since) must go, or a thaw would revive it.
         candidates = {relative, relative + ".gz"}
-        if path.name == CHECKPOINT_FILE:
-            candidates.add(Path(relative).with_name(GAN_FINAL_FILE).as_posix())
         for name, data in outputs.items():
             if len(data) > MAX_FILE_BYTES:
                 report.dropped.append({"path": name, "reason": f"over {MAX_FILE_BYTES // 2**20} MB",
