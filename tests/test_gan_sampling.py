@@ -98,3 +98,18 @@ def test_fid_command_honours_and_reports_the_sample_mode(tmp_path: Path, capsys:
     assert results["--sample-mode eval"]["fake_sampling"]["bn_mode"] == "eval"
     assert results["--sample-mode train"]["fid"] == recorded["fid"]
     assert results["--sample-mode eval"]["fid"] != recorded["fid"]
+
+
+def test_image_grid_places_tiles_row_major_with_white_gaps_and_no_border() -> None:
+    from effgen.gan.run_files import image_grid
+
+    tiles = torch.stack([torch.full((3, 4, 5), i / 10) for i in range(5)])  # 5 tiles of 4x5, distinct shades
+    grid = image_grid(tiles, columns=3, gap=2)
+    assert grid.shape == (2 * 4 + 2, 3 * 5 + 2 * 2, 3) and grid.dtype == torch.uint8
+    for index in range(5):
+        row, column = divmod(index, 3)
+        tile = grid[row * 6:row * 6 + 4, column * 7:column * 7 + 5]
+        assert (tile == round(255 * index / 10)).all()
+    assert (grid[4:6] == 255).all() and (grid[:, 5:7] == 255).all()  # the gaps
+    assert (grid[6:, 14:] == 255).all()  # the missing sixth tile is blank
+    assert image_grid(tiles[:1], columns=4).shape == (4, 4 * 5 + 3 * 2, 3)  # a short row keeps its width

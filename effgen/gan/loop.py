@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from effgen.budget import BudgetReport
-from effgen.checkpoints import exclusive_run, load_module_state, read_checkpoint
+from effgen.checkpoints import atomic_torch_save, exclusive_run, load_module_state, read_checkpoint
 from effgen.errors import CheckpointError, DataError, ParamsError
 from effgen.gan.config import GanConfig, changed_settings
 from effgen.gan.generator_files import (
@@ -35,7 +35,6 @@ from effgen.gan.run_files import (
     existing_samples,
     read_diagnostics,
     read_history,
-    save_atomically,
     save_grid,
     write_tables,
 )
@@ -175,7 +174,7 @@ def _train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None, de
                     samples[step] = run_dir / "samples" / f"step-{step:06d}.png"
                     save_grid(grid, samples[step])
             if checkpoint and (step % config.checkpoint_every == 0 or step == target):
-                save_atomically({**trainer.state_dict(), "dataset": dataset}, checkpoint)
+                atomic_torch_save({**trainer.state_dict(), "dataset": dataset}, checkpoint)
             if bar is not None:
                 bar.update(1)
     finally:

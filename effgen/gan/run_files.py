@@ -9,12 +9,12 @@ run can be reloaded from them alone.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+from torchvision.utils import make_grid
 
 from effgen.checkpoints import atomic_write
 from effgen.gan.diagnostics import DIAGNOSTIC_COLUMNS
@@ -23,14 +23,9 @@ from effgen.gan.trainer import HISTORY_COLUMNS
 
 def image_grid(images: torch.Tensor, columns: int = 8, gap: int = 2) -> torch.Tensor:
     """(N, 3, H, W) in [0, 1] -> one (H', W', 3) uint8 grid image, white gaps between tiles."""
-    n, channels, height, width = images.shape
-    rows = math.ceil(n / columns)
-    grid = torch.ones(channels, rows * (height + gap) - gap, columns * (width + gap) - gap)
-    for index, image in enumerate(images):
-        r, c = divmod(index, columns)
-        grid[:, r * (height + gap):r * (height + gap) + height,
-             c * (width + gap):c * (width + gap) + width] = image
-    return (grid.permute(1, 2, 0) * 255).round().to(torch.uint8)
+    blanks = images.new_ones(max(columns - len(images), 0), *images.shape[1:])  # make_grid narrows a short row
+    grid = make_grid(torch.cat([images, blanks]), nrow=columns, padding=gap, pad_value=1.0)
+    return (grid[:, gap:-gap, gap:-gap].permute(1, 2, 0) * 255).round().to(torch.uint8)  # no outer border
 
 
 def save_grid(images: torch.Tensor, path: Path, columns: int = 8) -> None:
@@ -45,14 +40,6 @@ def existing_samples(run_dir: Path | None) -> dict[int, Path]:
     if not run_dir or not (run_dir / "samples").is_dir():
         return {}
     return {int(p.stem.split("-")[1]): p for p in sorted((run_dir / "samples").glob("step-*.png"))}
-
-
-def save_atomically(payload: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: an interruption never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
 
 
 def write_tables(run_dir: Path, history: pd.DataFrame, diagnostics: pd.DataFrame,
