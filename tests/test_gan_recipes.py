@@ -296,6 +296,7 @@ def test_pilot_configs_compress_each_schedule() -> None:
     folders = {pilot_folder(Path("runs"), n, c).name for n, c in pilots.items()}
     assert len(folders) == 5 and all(f.startswith("pilot-P") and "-seed0-" in f for f in folders)
     assert compressed(full["P3"], 1_000).lr_decay_end == 1_000
+    assert [compressed(full["P3"], steps).sample_every for steps in (4, 10, 25)] == [4, 1, 2]  # >= 1 grid
 
 
 needs_weights = pytest.mark.skipif(

@@ -90,7 +90,8 @@ def compressed(config: GanConfig, steps: int) -> GanConfig:
               "lr_decay_end": scaled(config.lr_decay_end)} if config.lr_decay_end else {})
     return dataclasses.replace(
         config, steps=steps, epoch_steps=scaled(config.epoch_steps), **decay,
-        sample_every=max(1, steps // GRIDS), checkpoint_every=min(CHECKPOINT_EVERY, steps),
+        # fewer steps than GRIDS: one grid, at the end (an EMA pilot re-estimates BatchNorm for each)
+        sample_every=steps // GRIDS or steps, checkpoint_every=min(CHECKPOINT_EVERY, steps),
         diagnostics_every=max(1, steps // DIAGNOSTIC_ROWS))
 
 
