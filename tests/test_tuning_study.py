@@ -210,7 +210,8 @@ def test_a_worker_killed_mid_study_resumes_and_loses_no_finished_trial(tmp_path)
     s = settings()
     proc = spawn(tmp_path, storage, 200, 0.05)
     deadline = time.monotonic() + 90
-    while count_finished(study_for(s, storage)) < 5:
+    watched = study_for(s, storage)  # opened once: each opening checks the schema
+    while count_finished(watched) < 5:
         assert proc.poll() is None and time.monotonic() < deadline, "worker died or stalled"
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
