@@ -2,7 +2,7 @@
 
 Copies the book's sources into a temporary project (empty data/ and runs/, as on a fresh clone),
 then times `effgen run --profile smoke` and `effgen render --profile smoke` separately.
-Targets (issue 2): at most 3 minutes end to end on a 2-core CPU, and at most 20 s for rendering.
+Targets: at most 3 minutes end to end on a 2-core CPU, and at most 20 s for rendering.
 
     .venv/bin/python bench/bench_report.py [--profile smoke] [--keep]
 """

@@ -1,4 +1,4 @@
-"""The modern GAN recipe (issue 11): budget, spectral norm, hinge, DiffAugment, EMA, resume, CLI, run keys."""
+"""The modern GAN recipe: budget, spectral norm, hinge, DiffAugment, EMA, resume, CLI, run keys."""
 from __future__ import annotations
 
 import dataclasses

@@ -37,7 +37,7 @@ for archive in .device/cifar10*.tar.gz; do
   [[ -f $archive ]] && effgen data import-images "$archive" --name cifar10 --force > /dev/null
 done
 
-# 1. The corrected DCGAN at the paper's 50,000 steps: wall time and step rate (issue 6).
+# 1. The corrected DCGAN at the paper's 50,000 steps: wall time and step rate.
 cat > "$WORK/gan.yml" <<YML
 recipe: corrected
 dataset: cifar10
@@ -54,7 +54,7 @@ YML
 ) &
 gan=$!
 
-# 2. The paper classifier at its full budget over seeds, on the offline AddNIST stand-in (issue 4).
+# 2. The paper classifier at its full budget over seeds, on the offline AddNIST stand-in.
 start=$(date +%s)
 for seed in $CLS_SEEDS; do
   printf 'steps: %s\nseed: %s\n' "$CLS_STEPS" "$seed" > "$WORK/cls-$seed.yml"

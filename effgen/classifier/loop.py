@@ -34,7 +34,13 @@ import yaml
 from torch import Tensor, nn
 
 from effgen.budget import CLASSIFIER_LIMITS, BudgetReport, check_budget, count_params
-from effgen.checkpoints import atomic_torch_save, exclusive_run, load_module_state, read_checkpoint
+from effgen.checkpoints import (
+    atomic_torch_save,
+    atomic_write,
+    exclusive_run,
+    load_module_state,
+    read_checkpoint,
+)
 from effgen.classifier.config import ClassifierConfig, build_model
 from effgen.classifier.recipe import WeightEMA, augment_batch, lr_at
 from effgen.data.batches import InMemoryBatches
@@ -388,12 +394,12 @@ def _write_checkpoint(out_dir: Path, config: ClassifierConfig, fingerprint: str,
     }
     if ema is not None:
         payload["ema"] = ema.state_dict()
-    _atomic(out_dir / CHECKPOINT_FILE, lambda tmp: torch.save(payload, tmp))
+    atomic_torch_save(payload, out_dir / CHECKPOINT_FILE)
     frame = pd.DataFrame(history, columns=history_columns(config))
-    _atomic(out_dir / HISTORY_FILE, lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(out_dir / HISTORY_FILE, lambda tmp: frame.to_csv(tmp, index=False))
     text = yaml.safe_dump({**config.to_dict(), "params": budget.params,
                            "over_budget": budget.over_budget}, sort_keys=False)
-    _atomic(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(text))
+    atomic_write(out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(text))
     if payload["finished"]:
         atomic_torch_save(weights_payload(payload), out_dir / WEIGHTS_FILE)
 
@@ -408,12 +414,6 @@ def run_state_file(out_dir: Path) -> Path:
     """The file a run folder is reloaded from: ``weights.pt`` once finished, else ``checkpoint.pt``."""
     weights = Path(out_dir) / WEIGHTS_FILE
     return weights if weights.is_file() else Path(out_dir) / CHECKPOINT_FILE
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def _load(path: Path, required: tuple[str, ...] = ("config", "model")) -> dict[str, Any]:
