@@ -19,6 +19,17 @@ if WORKERS > 1:  # more OpenMP threads than cores spin-wait on each other; kerne
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
 
 
+# `make test` hands whole files to two workers in collection order (`--dist loadfile --no-loadscope-reorder`),
+# each taking the next file as it runs out. The longest files go first, as measured there, so that the
+# workers end together on short ones instead of one waiting on the other's last long file.
+LONGEST_FIRST = ("test_book_e2e.py", "test_tuning_study.py", "test_tuning_cli.py", "test_interactive.py",
+                 "test_faults.py", "test_gan_recipes.py", "test_freeze.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep their own order
+
 def write_notebook(path: Path, parameters: str, *code: str, title: str = "# A chapter") -> Path:
     """A chapter-shaped notebook: a title, a tagged parameters cell, then code cells."""
     cells = [new_markdown_cell(title), new_code_cell(parameters, metadata={"tags": ["parameters"]})]
