@@ -67,27 +67,29 @@ def test_the_frozen_best_setting_rebuilds_to_the_same_json() -> None:
     assert json.dumps(_rebuilt(stored)) == json.dumps(stored)
 
 
-def _stored_study_config(chapter: str) -> dict:
+def _stored_study_configs(chapter: str) -> list[dict]:
+    """The settings of every study in the chapter's frozen storage (one per AddNIST source it ran on)."""
     with sqlite3.connect(f"file:{FROZEN / chapter / 'runs' / 'optuna.db'}?mode=ro", uri=True) as db:
-        (text,), = db.execute("select value_json from study_user_attributes where key = 'effgen_config'")
-    return json.loads(text)
+        rows = db.execute("select value_json from study_user_attributes where key = 'effgen_config'").fetchall()
+    assert rows
+    return [json.loads(text) for (text,) in rows]
 
 
 def test_the_paper_settings_differ_from_the_frozen_study_only_in_its_data() -> None:
     """The frozen study ran on another AddNIST source; the paper settings name a study of their own."""
     settings = TuningSettings.from_dict(read_tuning_params(REPO / "params" / "paper" / "03-tuning.yml"))
-    stored = _stored_study_config("03-tuning")
     ours = json.loads(json.dumps(settings.study_config()))
-    assert {k for k in stored if stored[k] != ours.get(k)} <= {"addnist_source"}
+    for stored in _stored_study_configs("03-tuning"):
+        assert {k for k in stored if stored[k] != ours.get(k)} <= {"addnist_source"}
     assert settings.resolved_study_name("paper") == f"effgen-03-tuning-paper-{settings.addnist_source}"
 
 
 @pytest.mark.parametrize("chapter", ["03-tuning", "06-beyond"])
 def test_a_frozen_studys_settings_rebuild_to_the_same_config(chapter: str) -> None:
-    stored = _stored_study_config(chapter)
-    settings = TuningSettings.from_dict(stored)
-    assert json.dumps(settings.study_config(), sort_keys=True) == json.dumps(stored, sort_keys=True)
-    check_space_budget(settings)  # its trials' classifier configs are valid ones
+    for stored in _stored_study_configs(chapter):
+        settings = TuningSettings.from_dict(stored)
+        assert json.dumps(settings.study_config(), sort_keys=True) == json.dumps(stored, sort_keys=True)
+        check_space_budget(settings)  # its trials' classifier configs are valid ones
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED["classifier"]))
