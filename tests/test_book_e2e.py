@@ -74,7 +74,7 @@ def copy_chapter(book: Path, chapter: str, root: Path) -> Path:
     return root
 
 
-def start_chapter(root: Path, chapter: str, data: Path, out: Path, *extra: str) -> subprocess.Popen:
+def launch_chapter(root: Path, chapter: str, data: Path, out: Path, *extra: str) -> subprocess.Popen:
     """Papermill on ``root``'s copy of ``chapter`` at the smoke profile, as `effgen run` would; not waited for
     (its stderr goes to ``out`` with the suffix ``.stderr``).
 
@@ -113,7 +113,7 @@ def second_runs(smoke_book: Path, tmp_path_factory: pytest.TempPathFactory) -> d
             checkpoints = {p: p.stat().st_mtime_ns for p in (root / "runs/smoke" / chapter).rglob("checkpoint.pt")}
             runs[chapter] = SecondRun(root, checkpoints)
             out = folder / "second.ipynb"
-            started.append((start_chapter(root, chapter, smoke_book / "data", out, *parameters), out))
+            started.append((launch_chapter(root, chapter, smoke_book / "data", out, *parameters), out))
         for process, out in started:
             assert process.wait(timeout=900) == 0, out.with_suffix(".stderr").read_text()[-3000:]
     finally:
