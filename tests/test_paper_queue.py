@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from effgen.book.jobs import Job, paper_jobs, run_queue
+from effgen.book.jobs.queue import Job, paper_jobs, run_queue
 from effgen.commands import build_parser, main
 
 

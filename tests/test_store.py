@@ -11,31 +11,15 @@ import nbformat
 import pytest
 import torch
 from conftest import write_notebook
+from tiny_classifier import CONFIG, CPU, DATA, PROFILE
 
 from effgen import paths
 from effgen.book import freeze
 from effgen.book.freeze import fingerprint, freeze_chapter, prepare_runs, read_record, status, thaw
 from effgen.book.runner import plan
-from effgen.classifier import ClassifierConfig, load_classifier, loop, run_seeds, train_classifier
+from effgen.classifier import load_classifier, loop, run_seeds, train_classifier
 from effgen.classifier.experiments import ClassifierRun, run_folder
 from effgen.commands import main
-
-PROFILE = "smoke"
-CPU = torch.device("cpu")
-CONFIG = ClassifierConfig.from_dict({"model": "baseline", "steps": 4, "steps_per_epoch": 2, "batch_size": 16,
-                                     "eval_samples": 20, "lr": 1e-2})
-
-
-class TinySplits:
-    """Three random AddNIST-shaped splits (``experiments.Splits`` is a protocol)."""
-
-    def __init__(self) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.train, self.valid, self.test = [
-            (torch.randn(n, 3, 28, 28, generator=g), torch.randint(0, 20, (n,), generator=g)) for n in (64, 32, 32)]
-
-
-DATA = TinySplits()
 
 
 @pytest.fixture

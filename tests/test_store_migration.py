@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import write_notebook
+from tiny_classifier import CONFIG, CPU, DATA, PROFILE
 
 from effgen import paths
 from effgen.book.freeze import read_record, status
 from effgen.book.freeze.migrate import adopt_legacy_runs
 from effgen.classifier import (
-    ClassifierConfig,
     loop,
     run_classifier,
     run_key,
@@ -25,21 +25,6 @@ from effgen.classifier import (
 )
 from effgen.commands import main
 from effgen.errors import EffgenError
-
-PROFILE = "smoke"
-CPU = torch.device("cpu")
-CONFIG = ClassifierConfig.from_dict({"model": "baseline", "steps": 4, "steps_per_epoch": 2, "batch_size": 16,
-                                     "eval_samples": 20, "lr": 1e-2})
-
-
-class TinySplits:
-    def __init__(self) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.train, self.valid, self.test = [
-            (torch.randn(n, 3, 28, 28, generator=g), torch.randint(0, 20, (n,), generator=g)) for n in (64, 32, 32)]
-
-
-DATA = TinySplits()
 
 
 class Interrupted(Exception):

@@ -23,7 +23,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _queue(args: argparse.Namespace) -> int:
-    from effgen.book.jobs import paper_jobs, run_paper_queue
+    from effgen.book.jobs.queue import paper_jobs, run_paper_queue
 
     if args.list:
         for job in paper_jobs():
@@ -33,14 +33,14 @@ def _queue(args: argparse.Namespace) -> int:
 
 
 def _gan(args: argparse.Namespace) -> int:
-    from effgen.book.jobs import train_ahead
+    from effgen.book.jobs.gan_runs import train_ahead
 
     train_ahead(check_profile(args.profile), args.run, args.threads)
     return 0
 
 
 def _fid_references(args: argparse.Namespace) -> int:
-    from effgen.book.jobs import compute_references, reference_states
+    from effgen.book.jobs.fid_references import compute_references, reference_states
 
     profile = check_profile(args.profile)
     if args.check:

@@ -64,9 +64,8 @@ def _sha256(data: bytes) -> str:
 
 def notebook_digest(path: Path) -> str:
     """Hash of the cells' types, sources and tags: outputs, ids, counts and metadata do not count."""
-    cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
     parts = []
-    for cell in cells:
+    for cell in _cells(path):
         if cell.get("cell_type") not in ("code", "markdown"):
             continue
         source = cell.get("source", "")
@@ -142,9 +141,8 @@ def params_digest(path: Path) -> str:
 
 
 def _code_cells(notebook: Path) -> list[str]:
-    cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
     sources = []
-    for cell in cells:
+    for cell in _cells(notebook):
         if cell.get("cell_type") == "code":
             source = cell.get("source", "")
             sources.append("".join(source) if isinstance(source, list) else source)
@@ -263,10 +261,7 @@ def read_record(root: Path, profile: str, chapter: str) -> dict[str, Any] | None
     path = freeze_dir(root, profile, chapter) / FINGERPRINT_FILE
     if not path.exists():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _damaged(root, path, f"not readable JSON ({type(err).__name__})") from None
+    record = read_frozen_json(root, path)
     if not isinstance(record, dict):
         raise _damaged(root, path, "not a JSON object")
     if not isinstance(record.get("runs", {}), dict):
@@ -304,6 +299,14 @@ def check_frozen_notebook(root: Path, profile: str, chapter: str, record: Mappin
         json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _damaged(root, path, "not readable JSON") from None
+
+
+def read_frozen_json(root: Path, path: Path) -> Any:
+    """A committed JSON file of the freeze; ``FreezeDamaged`` when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _damaged(root, path, f"not readable JSON ({type(err).__name__})") from None
 
 
 def _damaged(root: Path, path: Path, why: str) -> FreezeDamaged:

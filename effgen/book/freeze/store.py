@@ -33,6 +33,7 @@ from effgen.book.freeze.fingerprints import (
     _damaged,
     _sha256,
     freeze_dir,
+    read_frozen_json,
     read_record,
 )
 from effgen.checkpoints import LOCK_FILE, atomic_write, copy_unpacked, unpacked
@@ -143,12 +144,9 @@ def _frozen_progress(root: Path, frozen: Path) -> tuple[bool, int] | None:
 def read_manifest(root: Path, frozen: Path) -> dict[str, Any]:
     """A frozen entry's ``manifest.json``, validated; ``FreezeDamaged`` when it is missing or malformed."""
     path = frozen / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _damaged(root, path, "missing: a frozen store entry lists its files there") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _damaged(root, path, f"not readable JSON ({type(err).__name__})") from None
+    if not path.is_file():
+        raise _damaged(root, path, "missing: a frozen store entry lists its files there")
+    manifest = read_frozen_json(root, path)
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if (not isinstance(files, dict) or not isinstance(manifest.get("finished"), bool)
             or not isinstance(manifest.get("step"), int) or isinstance(manifest.get("step"), bool)
@@ -196,10 +194,7 @@ def read_snapshot(root: Path, profile: str) -> dict[str, Any] | None:
     path = frozen_store(root, profile) / SNAPSHOT_FILE
     if not path.exists():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _damaged(root, path, f"not readable JSON ({type(err).__name__})") from None
+    record = read_frozen_json(root, path)
     if not isinstance(record, dict) or not _entry_list(record.get("entries")) \
             or not isinstance(record.get("results_version"), int):
         raise _damaged(root, path, "not a snapshot of the run store (entries, results_version)")
