@@ -18,7 +18,6 @@ from conftest import write_notebook
 from effgen import checkpoints
 from effgen.book import freeze
 from effgen.book.freeze import (
-    file_digest,
     fingerprint,
     freeze_chapter,
     notebook_digest,
@@ -26,6 +25,7 @@ from effgen.book.freeze import (
     plan_run,
     prepare_runs,
     run_book,
+    source_digest,
     status,
     sync_mirror,
     thaw,
@@ -129,11 +129,11 @@ def fake_package(tmp_path: Path) -> Path:
 
 def test_file_hash_ignores_docstrings_comments_and_formatting(tmp_path: Path) -> None:
     package = fake_package(tmp_path)
-    digest = file_digest(package / "a.py")
+    digest = source_digest(package / "a.py")
     (package / "a.py").write_text('"""Module a, reworded."""\n\n# new comment\nVALUE   =   1\n')
-    assert file_digest(package / "a.py") == digest
+    assert source_digest(package / "a.py") == digest
     (package / "a.py").write_text("VALUE = 2\n")
-    assert file_digest(package / "a.py") != digest
+    assert source_digest(package / "a.py") != digest
 
 
 def test_upstream_chapters_are_found(book: Path) -> None:

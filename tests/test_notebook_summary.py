@@ -35,6 +35,8 @@ def test_stand_in_data_turns_the_callout_into_a_warning(project: Path) -> None:
     assert "mnist-5k, standing in for AddNIST (@sec-data says why)" in stand_in
     assert "offline." not in stand_in  # why a download failed stays in metrics.json, out of the reader's way
     assert "`seed` 3" in stand_in and "profile `smoke`" in stand_in and "effgen git" in stand_in
+    gan = chapter.provenance_callout({"dataset": "cifar10", "stand_in": True, "requested": "cifar100"}).data
+    assert "**Data:** CIFAR-10, standing in for CIFAR-100" in gan  # the book's names, not the data layer's keys
 
 
 def _budget(params: int, steps: int) -> BudgetReport:

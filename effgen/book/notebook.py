@@ -32,6 +32,7 @@ from IPython.display import Markdown
 from effgen.book import paper
 from effgen.book.notebook_file import NotebookError, read_notebook
 from effgen.book.provenance import environment
+from effgen.book.summary import dataset_name
 from effgen.budget import BudgetReport
 from effgen.checkpoints import atomic_write
 from effgen.errors import EffgenError, MissingArtifactError, ParamsError
@@ -91,8 +92,9 @@ class Chapter:
         kind = "warning" if stand_in else "note"
         lines = [f"::: {{.callout-{kind}}}", "## What produced this chapter", ""]
         if data:
-            dataset = data.get("dataset", "?")
-            lines.append(f"- **Data:** {dataset}, standing in for {data.get('requested', 'the paper’s dataset')}"
+            dataset = dataset_name(data.get("dataset", "?"))
+            requested = dataset_name(data.get("requested", "the paper’s dataset"))
+            lines.append(f"- **Data:** {dataset}, standing in for {requested}"
                          + ("" if self.name == "00-data" else " (@sec-data says why)") if stand_in
                          else f"- **Data:** {dataset}")
         # Why a download failed, paths and timestamps stay in metrics.json (``write_metrics``): readers get

@@ -22,7 +22,6 @@ from effgen.book.freeze.fingerprints import (
     FreezeDamaged,
     depends_on,
     execution_digest,
-    file_digest,
     fingerprint,
     freeze_dir,
     library_digests,
@@ -30,6 +29,7 @@ from effgen.book.freeze.fingerprints import (
     params_digest,
     read_record,
     runs_folder,
+    source_digest,
 )
 from effgen.book.freeze.mirror import (
     MirrorReport,
@@ -74,7 +74,7 @@ from effgen.book.freeze.store import (
 __all__ = [
     "COMMITTED_PROFILES", "FINGERPRINT_FILE", "NOTEBOOK_FILE", "PACKAGE", "PROSE",
     "RESULTS_VERSION", "ChapterStatus", "Fingerprint", "FreezeDamaged",
-    "MirrorReport", "Planned", "StoreReport", "check_entry", "depends_on", "describe_plan", "execution_digest", "file_digest",
+    "MirrorReport", "Planned", "StoreReport", "check_entry", "depends_on", "describe_plan", "execution_digest", "source_digest",
     "filter_run_file", "fingerprint", "freeze_entries", "frozen_store", "live_store", "format_status", "freeze_chapter", "freeze_dir", "library_digests", "mark_stale_in_build",
     "notebook_digest", "params_digest", "place_frozen_notebooks", "place_new_prose", "plan_run",
     "prepare_runs", "prune", "read_record", "read_snapshot", "refreeze_prose", "refuse_damaged", "run_book", "runs_folder",

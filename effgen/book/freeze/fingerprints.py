@@ -159,15 +159,26 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def file_digest(path: Path) -> str:
-    """A Python file's syntax tree without docstrings, any other file's bytes."""
+def source_digest(path: Path) -> str:
+    """A Python file's syntax tree without docstrings, any other file's bytes.
+
+    Remembered per file content for the life of the process: a book run fingerprints the same library
+    files once per chapter, and parsing them, not reading them, is most of a status call.
+    """
     data = Path(path).read_bytes()
-    if Path(path).suffix == ".py":
+    raw = _sha256(data)
+    if Path(path).suffix != ".py":
+        return raw
+    if (known := _SYNTAX_DIGESTS.get(raw)) is None:
         try:
-            return _sha256(ast.dump(_strip_docstrings(ast.parse(data))).encode())
+            known = _sha256(ast.dump(_strip_docstrings(ast.parse(data))).encode())
         except SyntaxError:
-            pass
-    return _sha256(data)
+            known = raw
+        _SYNTAX_DIGESTS[raw] = known
+    return known
+
+
+_SYNTAX_DIGESTS: dict[str, str] = {}  # a Python file's bytes digest -> its syntax digest
 
 
 def library_key(path: Path) -> str | None:
@@ -190,7 +201,7 @@ def current_library(keys: Iterable[str]) -> dict[str, str]:
     digests = {}
     for key in keys:
         path = PACKAGE_DIR.parent / key
-        digests[key] = file_digest(path) if path.is_file() else REMOVED
+        digests[key] = source_digest(path) if path.is_file() else REMOVED
     return digests
 
 
