@@ -219,9 +219,11 @@ def _level(level: float, alpha: float | None) -> tuple[float, float]:
     return level, alpha
 
 
-def leave_one_out(changes: Mapping[str, float], metric: str = "FID", lower_is_better: bool = True) -> str:
+def leave_one_out(changes: Mapping[str, float], metric: str = "FID", lower_is_better: bool = True,
+                  digits: int = 1) -> str:
     """One sentence on a leave-one-out ablation: ``changes[piece]`` is the metric without the piece minus
     the metric with everything, so for a lower-is-better metric a positive change means the piece helped.
+    Changes are shown with ``digits`` decimals (one: a one-seed FID's precision).
 
     The sentence is built from the signs, so it cannot call a piece the costliest when every removal helped.
     """
@@ -230,16 +232,22 @@ def leave_one_out(changes: Mapping[str, float], metric: str = "FID", lower_is_be
     sign = 1.0 if lower_is_better else -1.0
     helped = {piece: change for piece, change in changes.items() if sign * change > 0}
     hurt = {piece: change for piece, change in changes.items() if sign * change < 0}
+
+    def extreme(group: dict[str, float], verb: str, role: str) -> str:
+        most = max(group, key=lambda piece: abs(group[piece]))
+        if len(group) == 1:
+            return f"only removing {most} {verb} the {metric} ({group[most]:+.{digits}f}), so {role}"
+        return f"removing {most} {verb} the {metric} most ({group[most]:+.{digits}f}), so {role} most"
+
     parts = []
     if helped:
-        most = max(helped, key=lambda piece: sign * helped[piece])
-        parts.append(f"removing {most} worsens the {metric} most ({helped[most]:+.2f}), so it helps most")
+        parts.append(extreme(helped, "worsens", "it helps"))
     if hurt:
-        most = min(hurt, key=lambda piece: sign * hurt[piece])
-        parts.append(f"removing {most} improves the {metric} most ({hurt[most]:+.2f}), so it hurts most")
-    total = len(changes)
-    tally = (f"{len(helped)} of the {total} removals make the {metric} worse and {len(hurt)} make it better"
-             + ("; every removal improves it, so the full recipe is the worst of the runs" if len(hurt) == total else
+        parts.append(extreme(hurt, "improves", "it hurts"))
+    total, better = len(changes), len(hurt)
+    tally = (f"{len(helped)} of the {total} removals make the {metric} worse and {better} "
+             f"{'makes' if better == 1 else 'make'} it better"
+             + ("; every removal improves it, so the full recipe is the worst of the runs" if better == total else
                 "; every removal worsens it, so each piece earns its place" if len(helped) == total else ""))
     sentence = "; ".join(parts + [tally])
     return sentence[0].upper() + sentence[1:] + "."

@@ -339,3 +339,89 @@ def test_a_pilot_trains_scores_once_and_is_listed(tmp_path: Path,
     monkeypatch.setattr(pilots, "HELD_OUT", 4)
     smaller = pilots.run_pilot("P3", config, out, data, n_fid=6, n_reference=5)  # another reference: scored anew
     assert smaller["n_real"] == 5 and smaller["fid"] != result["fid"]
+
+
+# ---------------------------------------------------------------- the pilots' winner
+
+def test_the_winner_is_the_best_mean_over_seeds_and_must_beat_the_control() -> None:
+    from effgen.gan.winner import mean_fids, pick_winner
+
+    results = [{"pilot": "P0", "fid": 100.0}, {"pilot": "P2", "fid": 84.0},
+               {"pilot": "P3", "fid": 80.0}, {"pilot": "P3", "fid": 90.0}]
+    assert mean_fids(results) == {"P0": 100.0, "P2": 84.0, "P3": 85.0}
+    assert pick_winner(results) == "P2"  # P3's best seed is lower, its mean is not
+    assert pick_winner([{"pilot": "P0", "fid": 80.0}, {"pilot": "P3", "fid": 90.0}]) is None
+    assert pick_winner([{"pilot": "P0", "fid": 80.0}]) is None and pick_winner([]) is None
+    assert pick_winner([{"pilot": "P4", "fid": 90.0}]) == "P4"  # no control scored: the best wins
+
+
+def test_the_winner_runs_its_full_schedule_on_chapter_04s_budget() -> None:
+    from effgen.gan.winner import winner_folder, winner_run_config
+
+    budget = {"steps": 50_000, "epoch_steps": 1_000, "batch_size": 64, "seed": 3,
+              "checkpoint_every": 250, "sample_every": 5_000}
+    config = winner_run_config("P3", **budget)
+    full = full_length_configs(seed=3)["P3"]
+    assert (config.lr_decay_start, config.lr_decay_end, config.ema_bn_passes) == (0, 50_000, 200)
+    assert dataclasses.replace(config, sample_every=full.sample_every, checkpoint_every=full.checkpoint_every,
+                               diagnostics_every=full.diagnostics_every) == full
+    short = winner_run_config("P2", **{**budget, "steps": 6, "epoch_steps": 1})
+    assert (short.steps, short.lr_decay_start, short.lr_decay_end, short.ema_bn_passes) == (6, 3, 6, 6)
+    assert short.checkpoint_every == 6 and short.sample_every == 6
+    assert winner_folder(Path("runs"), "P3", config).name.startswith("winner-P3-")
+
+
+def test_the_winners_ablation_removes_each_piece_it_has_and_leaves_the_ema_to_its_raw_generator() -> None:
+    from effgen.gan import ablation
+    from effgen.gan.winner import removed_piece, winner_ablation
+
+    p3 = pilot_configs()["P3"]
+    runs = winner_ablation("P3", p3)
+    assert list(runs) == ["P3-no-hinge", "P3-no-spectral_norm", "P3-no-decay"]  # equal rates: no "ttur"
+    assert [removed_piece(name) for name in runs] == ["hinge", "spectral_norm", "decay"]
+    for name, config in runs.items():
+        piece = removed_piece(name)
+        assert not ablation.addition_on(config, piece)
+        assert [p for p in ablation.PIECES if ablation.addition_on(config, p)] == \
+            [p for p in ablation.PIECES if ablation.addition_on(p3, p) and p != piece]
+    constant = runs["P3-no-decay"]
+    assert lr_at(12_499, constant) == lr_at(0, constant) == (p3.g_lr, p3.d_lr)
+    assert list(winner_ablation("P1", pilot_configs()["P1"])) == ["P1-no-ttur", "P1-no-decay"]
+    no_ema = ablation.without(p3, "ema")
+    assert (no_ema.ema_decay, no_ema.ema_bn_passes) == (0.0, 0)  # a valid config, not a validation error
+    modern = preset("modern")
+    assert list(ablation.modern_ablation(modern)) == ["modern"] + [f"no {a}" for a in ablation.ADDITIONS]
+
+
+def test_the_winner_job_needs_every_pilot_scored_and_a_winner(tmp_path: Path) -> None:
+    import json
+
+    from effgen.book.jobs.gan_runs import winner_runs
+    from effgen.errors import ParamsError
+
+    values = {"steps": 8, "epoch_steps": 2, "batch_size": 4, "seed": 0}
+    beyond = {"pilots": ["P0", "P3"], "pilot_steps": 4, "gan_checkpoint_every": 4, "gan_sample_every": 8}
+
+    def scored(name: str, fid: float, steps: int = 4, seed: int = 0) -> None:
+        folder = tmp_path / f"pilot-{name}-seed{seed}-0000000{steps}"
+        folder.mkdir()
+        (folder / "pilot.json").write_text(json.dumps({"pilot": name, "seed": seed, "fid": fid, "steps": steps,
+                                                       "params": 1, "folder": folder.name}))
+
+    scored("P0", 100.0)
+    with pytest.raises(ParamsError, match="P3 have no score"):
+        winner_runs(values, beyond, tmp_path)
+    scored("P3", 120.0)
+    scored("P3-no-decay", 10.0)  # an ablation run is no candidate
+    scored("P3", 10.0, steps=2)  # nor a pilot of another length
+    with pytest.raises(ParamsError, match="no pilot beat the control"):
+        winner_runs(values, beyond, tmp_path)
+    scored("P3", 60.0, seed=1)
+    (name, config), = winner_runs(values, beyond, tmp_path).items()  # P3's mean: 90 < 100
+    assert name == "winner-P3" and config.steps == 8 and config.recipe == "sngan_small"
+
+
+def test_the_pilots_command_lists_a_winners_ablation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert pilots.main(["P3", "--ablate", "--list", "--out", str(tmp_path)]) == 0
+    listed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("P")]
+    assert listed == ["P3", "P3-no-hinge", "P3-no-spectral_norm", "P3-no-decay"]

@@ -181,11 +181,12 @@ def test_a_leave_one_out_sentence_follows_the_signs() -> None:
     all_better = {"DiffAugment": -1.57, "spectral norm": -103.6, "EMA": -40.2}
     text = stats.leave_one_out(all_better)
     assert "costs" not in text and "helps most" not in text
-    assert text.startswith("Removing spectral norm improves the FID most (-103.60)")
+    assert text.startswith("Removing spectral norm improves the FID most (-103.6)")
     assert "0 of the 3 removals make the FID worse and 3 make it better" in text
     assert "the full recipe is the worst of the runs" in text
-    mixed = stats.leave_one_out({"EMA": 4.0, "TTUR": -2.0})
-    assert mixed.startswith("Removing EMA worsens the FID most (+4.00), so it helps most")
-    assert "removing TTUR improves the FID most (-2.00)" in mixed
+    mixed = stats.leave_one_out({"EMA": 4.0, "SN": 9.0, "TTUR": -2.0}, digits=2)
+    assert mixed.startswith("Removing SN worsens the FID most (+9.00), so it helps most")
+    assert "only removing TTUR improves the FID (-2.00), so it hurts;" in mixed
+    assert "2 of the 3 removals make the FID worse and 1 makes it better." in mixed
     accuracy = stats.leave_one_out({"SE": -3.0}, metric="accuracy", lower_is_better=False)
-    assert accuracy.startswith("Removing SE worsens the accuracy most (-3.00)")
+    assert accuracy.startswith("Only removing SE worsens the accuracy (-3.0), so it helps;")

@@ -81,10 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "gan", help="train chapter 04's or 06's GAN runs into the chapter's run folder",
         description="Train one chapter's GAN runs with the configs the chapter builds from its parameters: "
                     "faithful, corrected (or corrected-augmented) for chapter 04; modern (the ablation's "
-                    "full-recipe run first, then continued into the long run) or ablation (the other "
-                    "leave-one-out runs) for chapter 06. On the CPU; a finished run reloads, an interrupted one "
+                    "full-recipe run first, then continued into the long run), ablation (the other "
+                    "leave-one-out runs) or winner (the best pilot at chapter 04's budget) for chapter 06. On the CPU; a finished run reloads, an interrupted one "
                     "resumes, in-progress checkpoints are thawed from _freeze/ first.")
-    gan.add_argument("run", metavar="RUN", help="faithful | corrected | corrected-augmented | modern | ablation")
+    gan.add_argument("run", metavar="RUN", help="faithful | corrected | corrected-augmented | modern | ablation | winner")
     _add_common(gan)
     gan.set_defaults(func=_gan)
 

@@ -15,6 +15,10 @@ seed are the base's throughout, so every run in one dict costs the same per step
 * DiffAugment -> D sees un-augmented images;
 * EMA -> the run's generator is the trained one.
 
+``leave_one_out_configs`` removes any of ``PIECES``: the five additions and ``decay`` (a linear or cosine
+decay of the rates -> constant rates), which the modern recipe lacks and the pilots' recipes have;
+chapter 06 takes its pilot study's winner apart with it (``effgen.gan.winner``).
+
 ``modern_run_config`` and ``ablation_run_configs`` build chapter 06's runs from chapter 04's
 budget. They are the one place those configs are made: the chapter and ``effgen jobs gan``
 (``effgen.book.jobs.gan_runs``, which trains them ahead of the chapter) both call them, so both land in
@@ -25,21 +29,23 @@ from __future__ import annotations
 import dataclasses
 
 from effgen.errors import ParamsError
-from effgen.gan.config import GanConfig
+from effgen.gan.config import DECAY_SCHEDULES, GanConfig
 from effgen.gan.presets import preset
 
 ADDITIONS = ("hinge", "spectral_norm", "ttur", "diffaugment", "ema")
+PIECES = (*ADDITIONS, "decay")
 DIRECTIONS = ("remove", "add")
 
 
 def addition_on(config: GanConfig, addition: str) -> bool:
-    """Whether ``config`` uses ``addition`` (one of ``ADDITIONS``)."""
+    """Whether ``config`` uses ``addition`` (one of ``PIECES``)."""
     return {
         "hinge": config.loss == "hinge",
         "spectral_norm": config.spectral_norm,
         "ttur": config.d_lr != config.g_lr,
         "diffaugment": bool(config.diffaugment),
         "ema": config.ema_decay > 0,
+        "decay": config.lr_schedule in DECAY_SCHEDULES,
     }[_checked(addition)]
 
 
@@ -50,7 +56,9 @@ def without(config: GanConfig, addition: str) -> GanConfig:
         "spectral_norm": {"spectral_norm": False},
         "ttur": {"d_lr": config.g_lr},
         "diffaugment": {"diffaugment": ""},
-        "ema": {"ema_decay": 0.0},
+        "ema": {"ema_decay": 0.0, "ema_bn_passes": 0},
+        "decay": ({"lr_schedule": "none", "lr_decay_start": 0, "lr_decay_end": 0}
+                  if config.lr_schedule in DECAY_SCHEDULES else {}),
     }[_checked(addition)]
     return dataclasses.replace(config, **changes)
 
@@ -58,7 +66,8 @@ def without(config: GanConfig, addition: str) -> GanConfig:
 def with_addition(off: GanConfig, addition: str, on: GanConfig) -> GanConfig:
     """``off`` with ``addition`` switched on as ``on`` has it."""
     fields = {"hinge": ("loss",), "spectral_norm": ("spectral_norm",), "ttur": ("d_lr",),
-              "diffaugment": ("diffaugment",), "ema": ("ema_decay",)}[_checked(addition)]
+              "diffaugment": ("diffaugment",), "ema": ("ema_decay", "ema_bn_passes"),
+              "decay": ("lr_schedule", "lr_decay_start", "lr_decay_end")}[_checked(addition)]
     return dataclasses.replace(off, **{name: getattr(on, name) for name in fields})
 
 
@@ -78,11 +87,15 @@ def modern_ablation(base: GanConfig, direction: str = "remove") -> dict[str, Gan
     """
     if direction not in DIRECTIONS:
         raise ParamsError(f"ablation direction {direction!r}: choose one of {', '.join(DIRECTIONS)}")
-    used = [a for a in ADDITIONS if addition_on(base, a)]
     if direction == "remove":
-        return {"modern": base, **{f"no {a}": without(base, a) for a in used}}
+        return {"modern": base, **leave_one_out_configs(base, ADDITIONS)}
     off = all_off(base)
-    return {"none": off, **{f"only {a}": with_addition(off, a, base) for a in used}}
+    return {"none": off, **{f"only {a}": with_addition(off, a, base) for a in ADDITIONS if addition_on(base, a)}}
+
+
+def leave_one_out_configs(base: GanConfig, pieces: tuple[str, ...] = PIECES) -> dict[str, GanConfig]:
+    """``{"no hinge": ..., "no decay": ...}``: ``base`` with each of ``pieces`` that it uses removed in turn."""
+    return {f"no {piece}": without(base, piece) for piece in pieces if addition_on(base, piece)}
 
 
 def modern_run_config(architecture: str, *, steps: int, epoch_steps: int, batch_size: int, seed: int,
@@ -112,11 +125,14 @@ def ablation_folder(name: str) -> str:
 def keeps_raw_generator(folder_prefix: str) -> bool:
     """Whether chapter 06's run under ``folder_prefix`` keeps ``generator-raw.pt``: the long modern run
     and the ablation's full-recipe run, whose raw weights the chapter scores (the "no ema" row), do;
-    a leave-one-out run, scored by its EMA generator alone, does not (1.2 MB less in ``_freeze/``)."""
+    a leave-one-out run and the pilots' winner, scored by their EMA generators alone, do not (1.2 MB less
+    each in ``_freeze/``)."""
+    if folder_prefix.startswith("winner-"):
+        return False
     return not folder_prefix.startswith("ablation-") or folder_prefix == ablation_folder("modern")
 
 
 def _checked(addition: str) -> str:
-    if addition not in ADDITIONS:
-        raise ParamsError(f"unknown addition {addition!r}; choose one of {', '.join(ADDITIONS)}")
+    if addition not in PIECES:
+        raise ParamsError(f"unknown addition {addition!r}; choose one of {', '.join(PIECES)}")
     return addition

@@ -22,6 +22,7 @@ an interruption::
     python -m effgen.gan.pilots --reference-only       # the real-image statistics, once
     python -m effgen.gan.pilots P0 P1 P2 P3 P4 --threads 1
     python -m effgen.gan.pilots P3 P2 --seed 1         # a second seed for the best two
+    python -m effgen.gan.pilots P3 --ablate            # the winner taken apart (effgen.gan.winner)
 """
 from __future__ import annotations
 
@@ -92,7 +93,10 @@ def compressed(config: GanConfig, steps: int) -> GanConfig:
         config, steps=steps, epoch_steps=scaled(config.epoch_steps), **decay,
         # fewer steps than GRIDS: one grid, at the end (an EMA pilot re-estimates BatchNorm for each)
         sample_every=steps // GRIDS or steps, checkpoint_every=min(CHECKPOINT_EVERY, steps),
-        diagnostics_every=max(1, steps // DIAGNOSTIC_ROWS))
+        diagnostics_every=max(1, steps // DIAGNOSTIC_ROWS),
+        # BatchNorm re-estimated over no more batches than the run trained on: the whole 200 from 12,500
+        # steps up, and a few-step test run is not dominated by them
+        ema_bn_passes=min(config.ema_bn_passes, steps))
 
 
 def pilot_configs(steps: int = PILOT_STEPS, seed: int = 0) -> dict[str, GanConfig]:
@@ -199,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="compute (or find) the test split's statistics and stop")
     parser.add_argument("--list", action="store_true",
                         help="print the pilots' configs and run folders")
+    parser.add_argument("--ablate", action="store_true",
+                        help="run each named pilot with each piece of its recipe removed in turn, and score "
+                             "its raw generator (the winner's leave-one-out, effgen.gan.winner)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = args.out or default_out()
@@ -207,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown pilot(s) {', '.join(unknown)}; choose from {', '.join(configs)}")
     chosen = args.pilots or list(configs)
+    if args.ablate:
+        from effgen.gan.winner import winner_ablation  # it builds on this module
+
+        configs = {**{name: configs[name] for name in chosen},
+                   **{name: config for pilot in chosen for name, config in winner_ablation(pilot, configs[pilot]).items()}}
+        chosen = list(configs)
     if args.list:
         for name in chosen:
             print(f"{name}: {pilot_folder(out, name, configs[name])}\n  {configs[name]}")
@@ -218,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     data = gan_dataset(args.dataset, "train", allow_stand_in=True)
     for name in chosen:
-        result = run_pilot(name, configs[name], out, data, args.device, args.n_fid, args.raw)
+        raw = args.raw or (args.ablate and name in args.pilots)
+        result = run_pilot(name, configs[name], out, data, args.device, args.n_fid, raw)
         print(json.dumps(result), flush=True)
     print(pilot_table(out).to_string(index=False))
     return 0

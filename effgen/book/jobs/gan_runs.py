@@ -13,10 +13,12 @@ from ``_freeze/`` on a fresh clone)::
     effgen jobs gan modern --threads 1 &     # chapter 06's modern recipe (after the ablation's
                                              # full-recipe run, its first steps)
     effgen jobs gan ablation --threads 1 &   # chapter 06's other leave-one-out runs
+    effgen jobs gan winner --threads 1 &     # chapter 06's pilot winner at chapter 04's budget (after
+                                             # the pilots: python -m effgen.gan.pilots)
 
-The modern and ablation runs are built by the functions chapter 06 builds them with
-(``effgen.gan.modern_run_config``, ``ablation_run_configs``): chapter 04's steps, "epoch", batch size
-and seed, chapter 06's architecture, cadence and ablation length.
+The modern, ablation and winner runs are built by the functions chapter 06 builds them with
+(``effgen.gan.modern_run_config``, ``ablation_run_configs``, ``effgen.gan.winner``): chapter 04's
+steps, "epoch", batch size and seed, chapter 06's architecture, cadence, ablation length and pilots.
 """
 from __future__ import annotations
 
@@ -41,9 +43,11 @@ from effgen.gan import (
     run_folder,
     train_gan,
 )
+from effgen.gan.pilots import pilot_table
+from effgen.gan.winner import WINNER_PREFIX, pick_winner, winner_run_config
 from effgen.paths import project_root, runs_dir
 
-GAN_JOBS = ("faithful", "corrected", "corrected-augmented", "modern", "ablation")
+GAN_JOBS = ("faithful", "corrected", "corrected-augmented", "modern", "ablation", "winner")
 PREFIX_RUN = "ablation-modern"  # the ablation's full-recipe run: the modern run's first steps, when keys match
 
 
@@ -85,6 +89,27 @@ def beyond_runs(values: dict[str, Any], beyond: dict[str, Any], which: str) -> d
     return {name: config for name, config in ablation.items() if not (shared and name == PREFIX_RUN)}
 
 
+def winner_runs(values: dict[str, Any], beyond: dict[str, Any], out: Path) -> dict[str, GanConfig]:
+    """Folder prefix -> config of the pilots' winner at chapter 04's budget: ``{"winner-P3": ...}``, from the
+    pilots scored under ``out`` (chapter 06's ``pilots`` at its ``pilot_steps``); a one-line error when
+    they have not all run or none beat the control."""
+    table = pilot_table(out)
+    scored = table[table["pilot"].isin(beyond["pilots"]) & (table["steps"] == beyond["pilot_steps"])] \
+        if len(table) else table
+    missing = sorted(set(beyond["pilots"]) - set(scored["pilot"]))
+    if missing:
+        raise ParamsError(f"the pilots {', '.join(missing)} have no score under {out}: run them first "
+                          "(python -m effgen.gan.pilots)")
+    winner = pick_winner(scored.to_dict("records"))
+    if winner is None:
+        raise ParamsError("no pilot beat the control (P0, the corrected DCGAN): there is no winner to run")
+    config = winner_run_config(winner, steps=values["steps"], epoch_steps=values["epoch_steps"],
+                               batch_size=values["batch_size"], seed=values["seed"],
+                               checkpoint_every=beyond["gan_checkpoint_every"],
+                               sample_every=beyond["gan_sample_every"])
+    return {f"{WINNER_PREFIX}-{winner}": config}
+
+
 def run_key(config: GanConfig) -> str:
     """The run key ``run_folder`` ends a folder's name with (the steps are not part of it)."""
     return run_folder(Path("."), "run", config).name.rsplit("-", 1)[1]
@@ -114,10 +139,13 @@ def chapter_runs(profile: str, which: str) -> tuple[str, dict[str, GanConfig]]:
     values = chapter_parameters(profile)
     if which in ("modern", "ablation"):
         return BEYOND, beyond_runs(values, chapter_parameters(profile, BEYOND), which)
+    if which == "winner":
+        return BEYOND, winner_runs(values, chapter_parameters(profile, BEYOND), runs_dir(profile, BEYOND))
     runs = run_configs(values)
     if which not in runs:
         hint = " (chapter 04 trains it only with augment: true)" if which == "corrected-augmented" else ""
-        raise ParamsError(f"unknown GAN job {which!r}{hint}; choose one of {', '.join([*runs, 'modern', 'ablation'])}")
+        raise ParamsError(f"unknown GAN job {which!r}{hint}; "
+                          f"choose one of {', '.join([*runs, 'modern', 'ablation', 'winner'])}")
     return DCGAN, {which: runs[which]}
 
 
