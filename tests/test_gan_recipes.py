@@ -425,3 +425,19 @@ def test_the_pilots_command_lists_a_winners_ablation(tmp_path: Path, capsys: pyt
     assert pilots.main(["P3", "--ablate", "--list", "--out", str(tmp_path)]) == 0
     listed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("P")]
     assert listed == ["P3", "P3-no-hinge", "P3-no-spectral_norm", "P3-no-decay"]
+
+
+def test_the_pilots_command_reseeds_the_best_as_chapter_06_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    calls = []
+    fids = {"P0": 100.0, "P1": 90.0, "P2": 95.0}
+
+    def fake_run(name, config, out, data, device, n_fid, raw):
+        calls.append((name, config.seed, raw))
+        return {"pilot": name, "seed": config.seed, "fid": fids[name] + config.seed, "steps": config.steps,
+                "folder": pilot_folder(out, name, config).name}
+
+    monkeypatch.setattr(pilots, "run_pilot", fake_run)
+    monkeypatch.setattr(pilots, "gan_dataset", lambda *a, **k: None)
+    assert pilots.main(["P0", "P1", "P2", "--reseed", "2", "--out", str(tmp_path)]) == 0
+    assert calls == [("P0", 0, False), ("P1", 0, False), ("P2", 0, False), ("P1", 1, False), ("P2", 1, False)]

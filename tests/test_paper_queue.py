@@ -63,6 +63,12 @@ def test_the_paper_queue_runs_every_job_through_the_effgen_command() -> None:
     commands = {job.name: " ".join(job.command[3:]) for job in queue}
     assert commands["gan-modern"] == "jobs gan modern" and commands["fid-references"] == "jobs fid-references"
     assert commands["04"] == "run 04 --profile paper"
+    # the pilots as chapter 06's paper parameters run them, then their winner and its leave-one-out, then 06
+    assert commands["pilots"] == "jobs pilots --steps 12500 --n-fid 5000 P0 P1 P2 P3 P4 --reseed 2"
+    assert commands["gan-winner"] == "jobs gan winner" and commands["winner-ablation"].endswith("--ablate")
+    needs = {job.name: job.needs for job in queue}
+    assert needs["gan-winner"] == needs["winner-ablation"] == ["pilots"]
+    assert {"gan-winner", "winner-ablation"} <= set(needs["06"])
     parser = build_parser()  # every job's command parses as an effgen command
     for job in queue:
         assert parser.parse_args(job.command[3:]).func

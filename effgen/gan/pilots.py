@@ -21,8 +21,9 @@ an interruption::
 
     python -m effgen.gan.pilots --reference-only       # the real-image statistics, once
     python -m effgen.gan.pilots P0 P1 P2 P3 P4 --threads 1
-    python -m effgen.gan.pilots P3 P2 --seed 1         # a second seed for the best two
-    python -m effgen.gan.pilots P3 --ablate            # the winner taken apart (effgen.gan.winner)
+    python -m effgen.gan.pilots P3 P2 --seed 1         # a second seed for these two
+    python -m effgen.gan.pilots --reseed 2             # all five, then the best two with the next seed
+    python -m effgen.gan.pilots --ablate               # the winner taken apart (effgen.gan.winner)
 """
 from __future__ import annotations
 
@@ -203,9 +204,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="compute (or find) the test split's statistics and stop")
     parser.add_argument("--list", action="store_true",
                         help="print the pilots' configs and run folders")
+    parser.add_argument("--reseed", type=int, default=0, metavar="N",
+                        help="then run the best N of them again with the next seed (chapter 06's pilot_reseeds)")
     parser.add_argument("--ablate", action="store_true",
-                        help="run each named pilot with each piece of its recipe removed in turn, and score "
-                             "its raw generator (the winner's leave-one-out, effgen.gan.winner)")
+                        help="run each named pilot (none named: the winner of the scored pilots) with each piece "
+                             "of its recipe removed in turn, and score its raw generator (effgen.gan.winner)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = args.out or default_out()
@@ -214,9 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown pilot(s) {', '.join(unknown)}; choose from {', '.join(configs)}")
     chosen = args.pilots or list(configs)
+    raw = set(chosen) if args.raw else set()
     if args.ablate:
-        from effgen.gan.winner import winner_ablation  # it builds on this module
+        from effgen.gan.winner import pick_winner, winner_ablation  # they build on this module
 
+        if not args.pilots:
+            table = pilot_table(out)
+            scored = table[table["pilot"].isin(PILOT_NAMES) & (table["steps"] == args.steps)] if len(table) else table
+            winner = pick_winner(scored.to_dict("records"))
+            if winner is None:
+                parser.error(f"no scored pilot under {out} beat the control (P0): name the pilots to take apart")
+            chosen = [winner]
+        raw = set(chosen)  # the leave-one-out's "no EMA" row: the pilot's own raw generator
         configs = {**{name: configs[name] for name in chosen},
                    **{name: config for pilot in chosen for name, config in winner_ablation(pilot, configs[pilot]).items()}}
         chosen = list(configs)
@@ -230,10 +242,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference: {stats.n:,} {dataset} test images", flush=True)
         return 0
     data = gan_dataset(args.dataset, "train", allow_stand_in=True)
+    results = []
     for name in chosen:
-        raw = args.raw or (args.ablate and name in args.pilots)
-        result = run_pilot(name, configs[name], out, data, args.device, args.n_fid, raw)
-        print(json.dumps(result), flush=True)
+        results.append(run_pilot(name, configs[name], out, data, args.device, args.n_fid, name in raw))
+        print(json.dumps(results[-1]), flush=True)
+    # as chapter 06 picks them: the best by FID at this seed, run again with the next
+    next_seed = pilot_configs(args.steps, args.seed + 1)
+    for result in sorted(results, key=lambda r: r["fid"])[:args.reseed]:
+        name = result["pilot"]
+        print(json.dumps(run_pilot(name, next_seed[name], out, data, args.device, args.n_fid, name in raw)), flush=True)
     print(pilot_table(out).to_string(index=False))
     return 0
 

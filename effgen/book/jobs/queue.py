@@ -18,7 +18,9 @@ GAN and 1.07 s beside a classifier, whose own step slows by only 4% (0.36 -> 0.3
 
 The profile ends in a chain, 04 -> 05 -> 06 -> summary, that little can run beside. So whatever that
 chain can do early is a job of its own: the FID reference statistics (``effgen jobs fid-references``),
-chapter 06's modern GAN and its ablation runs (``effgen jobs gan modern|ablation``), and chapter 04
+chapter 06's modern GAN and its ablation runs (``effgen jobs gan modern|ablation``), its generator
+pilots, their winner at the full budget and the winner's leave-one-out (``effgen jobs pilots``,
+``effgen jobs gan winner``, ``effgen jobs pilots --ablate``), and chapter 04
 starts as soon as both DCGANs are done. A job that starts with nothing else running and nothing else
 ready stays alone until it ends (only its end can make another job ready), so it gets every worker's
 thread (``OMP_NUM_THREADS``; the jobs' ``--threads`` follows it); any other job gets one.
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from effgen.book.freeze import status
+from effgen.book.jobs.values import BEYOND, chapter_parameters
 from effgen.errors import ParamsError
 from effgen.paths import project_root, runs_dir
 
@@ -54,6 +57,8 @@ def paper_jobs(python: str = sys.executable) -> list[Job]:
     """The paper profile's jobs in queue order; each runs ``python -m effgen ...`` in the project's root."""
     effgen = [python, "-m", "effgen"]
     gan = [*effgen, "jobs", "gan"]
+    beyond = chapter_parameters(PROFILE, BEYOND)
+    pilots = [*effgen, "jobs", "pilots", "--steps", str(beyond["pilot_steps"]), "--n-fid", str(beyond["pilot_n_fid"])]
 
     def chapter(number: str, name: str, needs: Sequence[str] = ()) -> Job:
         return Job(number, [*effgen, "run", number, "--profile", PROFILE], list(needs), name)
@@ -66,12 +71,15 @@ def paper_jobs(python: str = sys.executable) -> list[Job]:
         chapter("04", "04-dcgan", ["gan-faithful", "gan-corrected"]),
         Job("fid-references", [*effgen, "jobs", "fid-references"]),
         Job("gan-modern", [*gan, "modern"]),
+        Job("pilots", [*pilots, *beyond["pilots"], "--reseed", str(beyond["pilot_reseeds"])]),
         chapter("05", "05-evaluation", ["04", "fid-references"]),
         chapter("03", "03-tuning"),
         Job("gan-ablation", [*gan, "ablation"]),
+        Job("gan-winner", [*gan, "winner"], ["pilots"]),
+        Job("winner-ablation", [*pilots, "--ablate"], ["pilots"]),
         # 06 reads nothing of 05, but scores chapter 04's generators as 05 did: after 05, from its cached
         # statistics, instead of computing them a second time beside it.
-        chapter("06", "06-beyond", ["04", "05", "gan-modern", "gan-ablation"]),
+        chapter("06", "06-beyond", ["04", "05", "gan-modern", "gan-ablation", "gan-winner", "winner-ablation"]),
         chapter("index", "index", ["01", "02", "03", "04", "05", "06"]),
     ]
 
