@@ -31,9 +31,10 @@ snapshot: $(STAMP)
 
 # The project's kernel, registered in the venv as "effgen"; the chapters name kernel python3, which
 # Jupyter started from the venv runs with the venv's Python too.
+# As root (a container), Jupyter refuses to start without --allow-root.
 lab: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name effgen --display-name "Python 3 (effgen)"
-	$(BIN)/jupyter lab $(LAB_ARGS)
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
