@@ -317,7 +317,7 @@ def test_a_pilot_trains_scores_once_and_is_listed(tmp_path: Path,
             pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
     config = dataclasses.replace(compressed(full_length_configs()["P3"], 4), batch_size=4,
-                                 n_fixed=4, ema_bn_passes=2)
+                                 n_fixed=4, ema_bn_passes=2, sample_every=2)
     out = tmp_path / "runs"
     toy = f"folder:{tmp_path / 'toy'}"
     data = pilots.gan_dataset(toy, "train")
@@ -327,6 +327,7 @@ def test_a_pilot_trains_scores_once_and_is_listed(tmp_path: Path,
     assert result["fid"] > 0 and result["folder"].startswith("pilot-P3-seed0-")
     folder = out / result["folder"]
     assert {"generator.pt", "diagnostics.csv", "pilot.json"} <= {p.name for p in folder.iterdir()}
+    assert [p.name for p in (folder / "samples").iterdir()] == ["step-000004.png"]  # the last grid only
     assert pd.read_csv(folder / "diagnostics.csv").d_test.notna().all()  # the held-out test batch
     monkeypatch.setattr(pilots, "score", lambda *a, **k: pytest.fail("scored a scored pilot again"))
     assert pilots.run_pilot("P3", config, out, data, n_fid=6) == result

@@ -144,6 +144,7 @@ def run_pilot(name: str, config: GanConfig, out: Path, data: ImageSet, device: t
         scored = (done.get("n_fake") == n_fid and done.get("steps") == config.steps
                   and done.get("n_real") == min(n_reference, len(images(dataset, "test"))))
         if scored and ("fid_raw" in done or not raw):
+            keep_last_grid(folder)
             return done
     started = time.perf_counter()
     # generator-raw.pt only where it is scored: each is 2.4 MB more in chapter 06's frozen mirror.
@@ -161,7 +162,16 @@ def run_pilot(name: str, config: GanConfig, out: Path, data: ImageSet, device: t
         result["fid_raw"] = score(run, reference, n_fid, device, raw=True) if has_ema else None
     result["seconds_this_call"] = round(time.perf_counter() - started, 1)
     atomic_write(result_path, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    keep_last_grid(folder)
     return result
+
+
+def keep_last_grid(folder: Path) -> None:
+    """Delete a scored pilot's sample grids but the last: the chapter shows none of them, and at ~150 kB
+    each, ten per pilot would be most of chapter 06's frozen pilots."""
+    grids = sorted((folder / "samples").glob("step-*.png"))
+    for grid in grids[:-1]:
+        grid.unlink()
 
 
 def pilot_diagnostics(out: Path, results: list[dict[str, Any]]) -> pd.DataFrame:
