@@ -179,3 +179,17 @@ def test_a_run_that_sees_more_images_than_the_paper_is_marked() -> None:
     paper = check_budget(86_692, 10_000, CLASSIFIER_LIMITS, batch_size=64)
     assert paper.flag == "" and not more_images({"budget": paper.as_dict()})
     assert more_images({"budget": wide.as_dict()})
+
+
+def test_a_table_keeps_numbers_the_chapter_wrote_as_text() -> None:
+    import pandas as pd
+
+    from effgen.book.notebook import markdown_table
+
+    frame = pd.DataFrame({"pilot": ["P3", "P0"], "mean FID": ["347.8", "360.7"], "ratio": [1.234, 2.0],
+                          "accuracy": ["74.8 ± 2.9 %", "—"], "note": ["P1", "0.2"]})
+    header, rule, *rows = markdown_table(frame).data.splitlines()
+    assert "347.8 " in rows[0] and "347.80" not in rows[0]  # one decimal, as written, not floatfmt's two
+    assert "1.23" in rows[0] and "2.00" in rows[1]  # real floats still follow floatfmt
+    aligned = ["right" if cell.endswith(":") else "left" for cell in rule.split("|")[1:-1]]
+    assert aligned == ["left", "right", "right", "right", "left"]  # numbers right, whether written or not

@@ -18,6 +18,7 @@ import ast
 import csv
 import dataclasses
 import json
+import re
 import statistics
 import sys
 from collections.abc import Mapping
@@ -345,8 +346,21 @@ def _data_summary(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def markdown_table(frame: pd.DataFrame, floatfmt: str = ".2f", index: bool = False, intfmt: str = "") -> Markdown:
-    """``frame`` as a Markdown table; ``intfmt=","`` shows integers with thousands separators."""
-    return Markdown(frame.to_markdown(index=index, floatfmt=floatfmt, intfmt=intfmt))
+    """``frame`` as a Markdown table; ``intfmt=","`` shows integers with thousands separators.
+
+    ``floatfmt`` formats float columns only: a value the chapter already wrote as text ("347.8", at the
+    precision its spread allows) stays as written, right-aligned when the whole column reads as numbers.
+    """
+    columns = ([frame.index] if index else []) + [frame[name] for name in frame.columns]
+    written = [i for i, column in enumerate(columns) if not pd.api.types.is_numeric_dtype(column.dtype)]
+    align = ["right" if i not in written or column.map(lambda v: bool(NUMBER_TEXT.fullmatch(str(v)))).all()
+             else "left" for i, column in enumerate(columns)]
+    return Markdown(frame.to_markdown(index=index, floatfmt=floatfmt, intfmt=intfmt, disable_numparse=written,
+                                      colalign=align))
+
+
+# A number as a table writes it: "1,234", "-0.5", "74.8 ± 2.9", "12 %", "3.1×"; "—" for a missing one.
+NUMBER_TEXT = re.compile(r"—|[-+−]?[\d,]*\.?\d+(\s*±\s*[\d,]*\.?\d+)?\s*(%|×)?( [†‡])?")
 
 
 def md(text: str) -> Markdown:
