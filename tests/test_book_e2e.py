@@ -225,6 +225,19 @@ def test_generated_sentences_follow_the_data(smoke_book: Path) -> None:
         assert "Each activation ran at the learning rate it picked on validation data" in prose
     else:
         assert "biased in Swish's favour" in prose
+    # Chapter 06's pilots' winner: its verdict and its leave-one-out sentence follow the numbers it saved.
+    beyond = json.loads((runs / "06-beyond/metrics.json").read_text())["metrics"]
+    prose = _markdown_outputs(executed / "06-beyond.ipynb")
+    winner = beyond["winner"]
+    if winner is None:
+        assert "no recipe earned a full-length run" in prose
+    else:
+        gap = winner["fid_vs_corrected"]
+        assert ("does not beat the corrected DCGAN" in prose) == (gap >= 0)
+        assert f"reaches an FID of **{winner['fid']:.1f}**" in prose
+        removals = winner["ablation"]["removals"]
+        worse = sum(change > 0 for change in removals.values())
+        assert f"{worse} of the {len(removals)} removals make the FID worse" in prose
     # Item 4: the verdicts name their test; no "two standard errors" rule is left.
     for name in ("01-activations.ipynb", "03-tuning.ipynb"):
         prose = _markdown_outputs(executed / name)
