@@ -118,3 +118,11 @@ def test_the_rule_catches_a_shown_figure_a_hidden_run_and_a_bare_parameters_cell
     assert [line.split(" (")[0] for line in problems] == [
         "test.ipynb cell 2", "test.ipynb cell 3", "test.ipynb cell 4", "test.ipynb cell 5"]
     assert "split it" in problems[-1]
+
+
+def test_the_book_cites_no_project_internal_document() -> None:
+    """Readers cannot open the project's specification or issues: a claim cites the paper or the authors' code."""
+    internal = re.compile(r"SPEC §|SPEC\.md|DESIGN\.md|\bissue \d+")
+    for path in NOTEBOOKS:
+        for number, cell in enumerate(nbformat.read(path, as_version=4).cells, start=1):
+            assert not internal.search(cell.source), f"{path.name} cell {number}: {internal.search(cell.source)[0]}"
