@@ -126,3 +126,5 @@ def test_the_book_cites_no_project_internal_document() -> None:
     for path in NOTEBOOKS:
         for number, cell in enumerate(nbformat.read(path, as_version=4).cells, start=1):
             assert not internal.search(cell.source), f"{path.name} cell {number}: {internal.search(cell.source)[0]}"
+    for page in sorted((ROOT / "chapters").glob("*.md")):
+        assert not internal.search(page.read_text()), page.name
