@@ -163,6 +163,11 @@ def test_storage_forms(tmp_path):
     assert (journal.kind, journal.target) == ("journal", str(tmp_path / "s.log"))
     assert parse_storage(str(tmp_path / "s.log"), "quick").kind == "journal"
     assert parse_storage("postgresql://u:secret@db.example/optuna", "quick").kind == "rdb"
+    # as the chapter shows it: a file in the project by its path from the root, never the machine's
+    assert parse_storage("", "smoke").describe() == "SQLite file runs/smoke/03-tuning/optuna.db"
+    assert bare.describe() == f"SQLite file {tmp_path / 's.db'}"
+    assert parse_storage("postgresql://u:secret@db.example/optuna", "quick").describe() == \
+        "postgresql://u:***@db.example/optuna"
 
 
 def test_bad_storage_is_a_one_line_params_error(tmp_path):

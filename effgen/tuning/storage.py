@@ -31,7 +31,7 @@ import sqlalchemy.engine
 import sqlalchemy.exc
 
 from effgen.errors import ParamsError
-from effgen.paths import runs_dir
+from effgen.paths import project_root, runs_dir
 
 CHAPTER = "03-tuning"
 JOURNAL_SUFFIXES: tuple[str, ...] = (".log", ".jsonl", ".journal")
@@ -55,9 +55,22 @@ class StorageSpec:
     grace_period: int = 120
 
     def describe(self) -> str:
+        """The storage for a reader: a file inside the project by its path from the project's root."""
         if self.kind == "journal":
-            return f"journal file {self.target}"
+            return f"journal file {_within_project(self.target)}"
+        if self.target.startswith(SQLITE):
+            return f"SQLite file {_within_project(self.target.removeprefix(SQLITE))}"
         return _redact(self.target)
+
+
+SQLITE = "sqlite:///"
+
+
+def _within_project(path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(project_root()).as_posix()
+    except (ValueError, OSError):
+        return path
 
 
 def default_storage(profile: str) -> str:
