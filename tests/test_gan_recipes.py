@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 
 from effgen.budget import GAN_LIMITS, count_params
+from effgen.data import gan_dataset
 from effgen.errors import DataError
 from effgen.gan import (
     DIAGNOSTIC_COLUMNS,
@@ -320,7 +321,7 @@ def test_a_pilot_trains_scores_once_and_is_listed(tmp_path: Path,
                                  n_fixed=4, ema_bn_passes=2, sample_every=2)
     out = tmp_path / "runs"
     toy = f"folder:{tmp_path / 'toy'}"
-    data = pilots.gan_dataset(toy, "train")
+    data = gan_dataset(toy, "train")
     result = pilots.run_pilot("P3", config, out, data, n_fid=6)
     assert (result["pilot"], result["steps"], result["n_fake"]) == ("P3", 4, 6)
     assert result["dataset"] == toy and result["n_real"] == 6  # the whole test split
@@ -423,7 +424,9 @@ def test_the_winner_job_needs_every_pilot_scored_and_a_winner(tmp_path: Path) ->
 
 
 def test_the_pilots_command_lists_a_winners_ablation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert pilots.main(["P3", "--ablate", "--list", "--out", str(tmp_path)]) == 0
+    from effgen.book.jobs import pilot_runs
+
+    assert pilot_runs.main(["P3", "--ablate", "--list", "--out", str(tmp_path)]) == 0
     listed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("P")]
     assert listed == ["P3", "P3-no-hinge", "P3-no-spectral_norm", "P3-no-decay"]
 
@@ -438,7 +441,9 @@ def test_the_pilots_command_reseeds_the_best_as_chapter_06_does(tmp_path: Path, 
         return {"pilot": name, "seed": config.seed, "fid": fids[name] + config.seed, "steps": config.steps,
                 "folder": pilot_folder(out, name, config).name}
 
-    monkeypatch.setattr(pilots, "run_pilot", fake_run)
-    monkeypatch.setattr(pilots, "gan_dataset", lambda *a, **k: None)
-    assert pilots.main(["P0", "P1", "P2", "--reseed", "2", "--out", str(tmp_path)]) == 0
+    from effgen.book.jobs import pilot_runs
+
+    monkeypatch.setattr(pilot_runs, "run_pilot", fake_run)
+    monkeypatch.setattr(pilot_runs, "gan_dataset", lambda *a, **k: None)
+    assert pilot_runs.main(["P0", "P1", "P2", "--reseed", "2", "--out", str(tmp_path)]) == 0
     assert calls == [("P0", 0, False), ("P1", 0, False), ("P2", 0, False), ("P1", 1, False), ("P2", 1, False)]

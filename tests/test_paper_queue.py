@@ -87,7 +87,7 @@ def test_the_jobs_commands_fail_on_one_line(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_the_pilots_command_is_the_pilots_module(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["jobs", "pilots", "--list", "P0"]) == 0  # options go to python -m effgen.gan.pilots as they are
+    assert main(["jobs", "pilots", "--list", "P0"]) == 0  # options go to the pilots' job as they are
     assert capsys.readouterr().out.startswith("P0: ")
 
 

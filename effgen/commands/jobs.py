@@ -2,7 +2,7 @@
 
 Each job writes into the chapters' own run folders and caches (``effgen.book.jobs``), so the chapters
 reuse what it made; each resumes, or is skipped when done, so the same command continues next session.
-``queue`` runs them all in order, one process per job; ``pilots`` is ``python -m effgen.gan.pilots``.
+``queue`` runs them all in order, one process per job.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _fid_references(args: argparse.Namespace) -> int:
 
 
 def _pilots(args: argparse.Namespace) -> int:
-    from effgen.gan.pilots import main
+    from effgen.book.jobs.pilot_runs import main
 
     return main(args.pilot_args)
 
@@ -100,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     pilots = jobs.add_parser(
         "pilots", add_help=False, prefix_chars="\0",
-        help="score the GAN recipe pilots at a quarter of the budget (python -m effgen.gan.pilots)",
-        description="The arguments are those of python -m effgen.gan.pilots (`effgen jobs pilots --help`).")
+        help="score the GAN recipe pilots at a quarter of the budget, reseed the best, take the winner apart",
+        description="The arguments are those of effgen.book.jobs.pilot_runs (`effgen jobs pilots --help`).")
     pilots.add_argument("pilot_args", nargs=argparse.REMAINDER, metavar="ARGS")
     pilots.set_defaults(func=_pilots)

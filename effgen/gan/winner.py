@@ -11,7 +11,8 @@ apart at the pilots' length.
   by ``run_pilot(..., raw=True)``.
 
 Chapter 06 calls these, and ``effgen jobs gan winner`` (``effgen.book.jobs.gan_runs``) and
-``python -m effgen.gan.pilots --ablate P3`` run the same configs ahead of it into its run folder.
+``effgen jobs pilots --ablate`` (``effgen.book.jobs.pilot_runs``) run the same configs ahead of it into its
+run folder.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ chapters train their runs one after another in one kernel; these jobs do the sam
 one single-threaded process each, and every one is idempotent (a finished run reloads, a cached set is
 only hashed, a frozen chapter is skipped), so the same command continues next session:
 
-* ``gan_runs``: chapter 04's DCGANs and chapter 06's modern and ablation runs (``effgen jobs gan``);
+* ``gan_runs``: chapter 04's DCGANs and chapter 06's modern, ablation and winner runs (``effgen jobs gan``);
+* ``pilot_runs``: chapter 06's generator pilots, their reseeds and the winner's leave-one-out (``effgen jobs pilots``);
 * ``fid_references``: the real-image FID statistics of chapters 05 and 06 (``effgen jobs fid-references``);
 * ``queue``: all of the profile's work in order on a fixed number of workers (``effgen jobs queue``);
 * ``values``: a chapter's parameter values for a profile, as its execution would see them.

@@ -14,7 +14,7 @@ from ``_freeze/`` on a fresh clone)::
                                              # full-recipe run, its first steps)
     effgen jobs gan ablation --threads 1 &   # chapter 06's other leave-one-out runs
     effgen jobs gan winner --threads 1 &     # chapter 06's pilot winner at chapter 04's budget (after
-                                             # the pilots: python -m effgen.gan.pilots)
+                                             # the pilots: effgen jobs pilots)
 
 The modern, ablation and winner runs are built by the functions chapter 06 builds them with
 (``effgen.gan.modern_run_config``, ``ablation_run_configs``, ``effgen.gan.winner``): chapter 04's
@@ -99,7 +99,7 @@ def winner_runs(values: dict[str, Any], beyond: dict[str, Any], out: Path) -> di
     missing = sorted(set(beyond["pilots"]) - set(scored["pilot"]))
     if missing:
         raise ParamsError(f"the pilots {', '.join(missing)} have no score under {out}: run them first "
-                          "(python -m effgen.gan.pilots)")
+                          "(effgen jobs pilots)")
     winner = pick_winner(scored.to_dict("records"))
     if winner is None:
         raise ParamsError("no pilot beat the control (P0, the corrected DCGAN): there is no winner to run")
