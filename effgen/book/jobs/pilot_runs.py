@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from effgen.book.freeze import thaw
+from effgen.book.jobs.values import BEYOND
 from effgen.data import gan_dataset
 from effgen.gan.pilots import (
     N_FID,
@@ -32,6 +34,7 @@ from effgen.gan.pilots import (
     run_pilot,
 )
 from effgen.gan.winner import pick_winner, winner_ablation
+from effgen.paths import project_root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = args.out or default_out()
+    if args.out is None and not args.list:  # chapter 06's folder: a fresh clone has its pilots in _freeze/ only
+        thawed = thaw(project_root(), "paper", BEYOND)
+        if thawed:
+            print(f"thawed {thawed} file(s) of {BEYOND} from _freeze/paper/", flush=True)
     configs = pilot_configs(args.steps, args.seed)
     unknown = sorted(set(args.pilots) - set(configs))
     if unknown:
