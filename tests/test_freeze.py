@@ -256,6 +256,25 @@ def test_the_fingerprint_is_what_the_kernel_ran_lazy_loads_included(book: Path) 
     assert states(book)["03-third"] == ("frozen", [])
 
 
+def test_a_library_file_edited_while_a_chapter_runs_leaves_it_unfrozen(book: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fingerprint hashes the files a kernel loaded as they are when it ends: a file edited meanwhile
+    would be recorded as what ran, so the chapter is not frozen and the error names the file."""
+    from effgen.book import runner
+
+    module = tmp_path / "edited.py"
+    module.write_text("X = 1\n")
+    loaded = runner._loaded_files
+    monkeypatch.setattr(runner, "_loaded_files", lambda recorded: ([*loaded(recorded)[0], str(module)], []))
+    write_notebook(book / "chapters/03-third.ipynb", 'profile: str = "quick"',
+                   f"import pathlib\npathlib.Path({str(module)!r}).write_text('X = 2\\n')", title="# Third")
+    with pytest.raises(runner.ChapterFailed, match=r"library files changed while it ran: .*edited\.py; not frozen"):
+        run_book(book, PROFILE, ["03"], log=lambda line: None)
+    assert not (book / "_freeze" / PROFILE / "03-third" / "fingerprint.json").exists()
+    assert runner.edited_since([str(module)], time.time() + 1) == []
+    assert runner.edited_since([str(tmp_path / "gone.py")], 0.0) == [str(tmp_path / "gone.py")]
+
+
 def test_a_library_change_stales_exactly_the_chapters_that_ran_it(book: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     package = fake_package(tmp_path)

@@ -170,7 +170,7 @@ def _execute_all(jobs: Sequence[ChapterJob], root: Path, papermill: Any, log: Ca
         log(f"[{index}/{len(jobs)}] {job.name} ...")
         if before is not None:
             before(job)
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
         recorded = job.output.with_name(job.output.name + ".loaded.json")
         source = _with_loaded_recorder(job.source, recorded)
         try:
@@ -194,12 +194,33 @@ def _execute_all(jobs: Sequence[ChapterJob], root: Path, papermill: Any, log: Ca
         ran, store = _loaded_files(recorded)
         strip_recorder(job.output)
         _label_injected_parameters(job, root)
+        if edited := edited_since(ran, started_at):
+            # The fingerprint hashes these files as they are now, not as the kernel loaded them.
+            message = (f"library files changed while it ran: {', '.join(edited[:3])}"
+                       + (f" and {len(edited) - 3} more" if len(edited) > 3 else "")
+                       + "; not frozen, run it again (its finished runs are reused)")
+            runs.append(ChapterRun(job.name, str(job.output), seconds, False, message))
+            _write_log(root, jobs, runs)
+            raise ChapterFailed(f"chapter {job.name}: {message}")
         runs.append(ChapterRun(job.name, str(job.output), seconds, True))
         log(f"[{index}/{len(jobs)}] {job.name} done in {seconds:.1f} s")
         if after is not None:
             after(job, seconds, ran, store)
     _write_log(root, jobs, runs)
     return runs
+
+
+def edited_since(files: Sequence[str], since: float) -> list[str]:
+    """The files among ``files`` modified after ``since`` (a ``time.time()``), or gone: what a kernel that
+    started at ``since`` may not have run as it is now."""
+    edited = []
+    for name in files:
+        try:
+            if Path(name).stat().st_mtime > since:
+                edited.append(name)
+        except OSError:
+            edited.append(name)
+    return edited
 
 
 # The last cell of every execution: which package files the kernel ran, and which run-store entries it
