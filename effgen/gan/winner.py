@@ -25,7 +25,7 @@ from typing import Any
 
 from effgen.gan.ablation import PIECES, leave_one_out_configs
 from effgen.gan.config import GanConfig, run_folder
-from effgen.gan.pilots import compressed, full_length_configs
+from effgen.gan.pilots import compressed, full_length_configs, pilot_table
 
 CONTROL = "P0"
 WINNER_PREFIX = "winner"
@@ -50,6 +50,16 @@ def pick_winner(results: Iterable[Mapping[str, Any]]) -> str | None:
         return None
     best = min(candidates, key=candidates.__getitem__)
     return best if CONTROL not in means or candidates[best] < means[CONTROL] else None
+
+
+def scored_winner(out: Path, pilots: Iterable[str], steps: int) -> str | None:
+    """``pick_winner`` over the pilots named in ``pilots`` scored at ``steps`` under ``out`` (ablation runs
+    and pilots of another length are no candidates)."""
+    table = pilot_table(out)
+    if not len(table):
+        return None
+    scored = table[table["pilot"].isin(list(pilots)) & (table["steps"] == steps)]
+    return pick_winner(scored.to_dict("records"))
 
 
 def winner_run_config(name: str, *, steps: int, epoch_steps: int, batch_size: int, seed: int,

@@ -44,7 +44,7 @@ from effgen.gan import (
     train_gan,
 )
 from effgen.gan.pilots import pilot_table
-from effgen.gan.winner import WINNER_PREFIX, pick_winner, winner_run_config
+from effgen.gan.winner import WINNER_PREFIX, scored_winner, winner_run_config
 from effgen.paths import project_root, runs_dir
 
 GAN_JOBS = ("faithful", "corrected", "corrected-augmented", "modern", "ablation", "winner")
@@ -94,13 +94,12 @@ def winner_runs(values: dict[str, Any], beyond: dict[str, Any], out: Path) -> di
     pilots scored under ``out`` (chapter 06's ``pilots`` at its ``pilot_steps``); a one-line error when
     they have not all run or none beat the control."""
     table = pilot_table(out)
-    scored = table[table["pilot"].isin(beyond["pilots"]) & (table["steps"] == beyond["pilot_steps"])] \
-        if len(table) else table
-    missing = sorted(set(beyond["pilots"]) - set(scored["pilot"]))
+    scored = set(table[table["steps"] == beyond["pilot_steps"]]["pilot"]) if len(table) else set()
+    missing = sorted(set(beyond["pilots"]) - scored)
     if missing:
         raise ParamsError(f"the pilots {', '.join(missing)} have no score under {out}: run them first "
                           "(effgen jobs pilots)")
-    winner = pick_winner(scored.to_dict("records"))
+    winner = scored_winner(out, beyond["pilots"], beyond["pilot_steps"])
     if winner is None:
         raise ParamsError("no pilot beat the control (P0, the corrected DCGAN): there is no winner to run")
     config = winner_run_config(winner, steps=values["steps"], epoch_steps=values["epoch_steps"],

@@ -33,7 +33,7 @@ from effgen.gan.pilots import (
     reference_stats,
     run_pilot,
 )
-from effgen.gan.winner import pick_winner, winner_ablation
+from effgen.gan.winner import scored_winner, winner_ablation
 from effgen.paths import project_root
 
 
@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = set(chosen) if args.raw else set()
     if args.ablate:
         if not args.pilots:
-            table = pilot_table(out)
-            scored = table[table["pilot"].isin(PILOT_NAMES) & (table["steps"] == args.steps)] if len(table) else table
-            winner = pick_winner(scored.to_dict("records"))
+            winner = scored_winner(out, PILOT_NAMES, args.steps)
             if winner is None:
                 parser.error(f"no scored pilot under {out} beat the control (P0): name the pilots to take apart")
             chosen = [winner]
