@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -32,6 +33,7 @@ from effgen.book.freeze import (
 )
 from effgen.book.freeze import fingerprints as _fingerprints  # noqa: F401  (freeze.fingerprints below)
 from effgen.book.freeze import mirror as _mirror  # noqa: F401  (freeze.mirror below)
+from effgen.book.render import RenderWarning
 from effgen.book.runner import plan
 from effgen.commands import main
 from effgen.errors import ParamsError
@@ -595,6 +597,20 @@ def test_every_store_entry_the_committed_paper_book_lists_is_whole() -> None:
     for entry in referenced(repo, "paper"):
         check_entry(repo, "paper", entry)  # FreezeDamaged when a file is missing or changed
 
+
+
+def test_the_committed_paper_book_renders_without_a_warning(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `make report` shows a reader: every cross-reference and citation of the frozen chapters and the
+    prose pages resolves (a chapter re-frozen alone can cite a label another chapter's freeze lacks)."""
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("_quarto.yml", "references.bib", "index.ipynb", "chapters", "params", "_freeze"):
+        (tmp_path / name).symlink_to(repo / name)  # read only: the render writes under tmp_path/_build
+    monkeypatch.setenv("EFFGEN_ROOT", str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RenderWarning)
+        assert main(["render", "--profile", "paper", "--to", "html", "--engine", "offline"]) == 0
+    assert (tmp_path / "_build/paper/book/index.html").is_file()
 
 # ---------------------------------------------------------------- a damaged freeze is never run over
 
