@@ -41,9 +41,10 @@ BOOK_SOURCES = ("_quarto.yml", "references.bib", "index.ipynb", "chapters", "par
 STUDY = "effgen-03-tuning-smoke-mnist-5k"  # the default name carries the smoke profile's data
 
 
-# What the book inherits from conftest: no package index, and under xdist one thread per kernel (a kernel
-# with the machine's threads spin-waits against the other worker's process, several times slower).
-BOOK_ENV = ("PIP_NO_INDEX", "PIP_FIND_LINKS", "OMP_NUM_THREADS")
+# What the book inherits from conftest: no package index, its temporary folder, and under xdist one thread
+# per kernel (a kernel with the machine's threads spin-waits against the other worker's process, several
+# times slower).
+BOOK_ENV = ("PIP_NO_INDEX", "PIP_FIND_LINKS", "OMP_NUM_THREADS", "TMPDIR")
 
 
 @pytest.fixture(scope="module")
