@@ -1,7 +1,9 @@
 """Shared fixtures. Tests run on CPU with few threads; nothing here touches the network."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,7 +23,9 @@ WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # `pytest -n N`
 # The package index stays out of the tests (and the notebooks they execute): MNIST's route through it is
 # tested against a local folder (test_data_package_index.py), so a test that wants MNIST must bring it.
 os.environ["PIP_NO_INDEX"] = "1"
-os.environ["PIP_FIND_LINKS"] = tempfile.mkdtemp(prefix="effgen-no-index-")
+NO_INDEX = tempfile.mkdtemp(prefix="effgen-no-index-")
+os.environ["PIP_FIND_LINKS"] = NO_INDEX
+atexit.register(shutil.rmtree, NO_INDEX, ignore_errors=True)
 if WORKERS > 1:  # more OpenMP threads than cores spin-wait on each other; kernels and scripts inherit this
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
 
