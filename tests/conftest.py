@@ -23,9 +23,9 @@ WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # `pytest -n N`
 # The package index stays out of the tests (and the notebooks they execute): MNIST's route through it is
 # tested against a local folder (test_data_package_index.py), so a test that wants MNIST must bring it.
 os.environ["PIP_NO_INDEX"] = "1"
-NO_INDEX = tempfile.mkdtemp(prefix="effgen-no-index-")
-os.environ["PIP_FIND_LINKS"] = NO_INDEX
-atexit.register(shutil.rmtree, NO_INDEX, ignore_errors=True)
+EMPTY_FIND_LINKS = tempfile.mkdtemp(prefix="effgen-no-index-")
+os.environ["PIP_FIND_LINKS"] = EMPTY_FIND_LINKS
+atexit.register(shutil.rmtree, EMPTY_FIND_LINKS, ignore_errors=True)
 if WORKERS > 1:  # more OpenMP threads than cores spin-wait on each other; kernels and scripts inherit this
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
 
