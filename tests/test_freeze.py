@@ -598,7 +598,6 @@ def test_every_store_entry_the_committed_paper_book_lists_is_whole() -> None:
         check_entry(repo, "paper", entry)  # FreezeDamaged when a file is missing or changed
 
 
-
 def test_the_committed_paper_book_renders_without_a_warning(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """What `make report` shows a reader: every cross-reference and citation of the frozen chapters and the
@@ -611,6 +610,7 @@ def test_the_committed_paper_book_renders_without_a_warning(tmp_path: Path,
         warnings.simplefilter("error", RenderWarning)
         assert main(["render", "--profile", "paper", "--to", "html", "--engine", "offline"]) == 0
     assert (tmp_path / "_build/paper/book/index.html").is_file()
+
 
 # ---------------------------------------------------------------- a damaged freeze is never run over
 

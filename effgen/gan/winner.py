@@ -52,14 +52,18 @@ def pick_winner(results: Iterable[Mapping[str, Any]]) -> str | None:
     return best if CONTROL not in means or candidates[best] < means[CONTROL] else None
 
 
-def scored_winner(out: Path, pilots: Iterable[str], steps: int) -> str | None:
-    """``pick_winner`` over the pilots named in ``pilots`` scored at ``steps`` under ``out`` (ablation runs
-    and pilots of another length are no candidates)."""
+def scored_pilots(out: Path, pilots: Iterable[str], steps: int) -> list[dict[str, Any]]:
+    """The results of the pilots named in ``pilots`` scored at ``steps`` under ``out`` (ablation runs and
+    pilots of another length left out), one per pilot and seed."""
     table = pilot_table(out)
     if not len(table):
-        return None
-    scored = table[table["pilot"].isin(list(pilots)) & (table["steps"] == steps)]
-    return pick_winner(scored.to_dict("records"))
+        return []
+    return table[table["pilot"].isin(list(pilots)) & (table["steps"] == steps)].to_dict("records")
+
+
+def scored_winner(out: Path, pilots: Iterable[str], steps: int) -> str | None:
+    """``pick_winner`` over ``scored_pilots(out, pilots, steps)``."""
+    return pick_winner(scored_pilots(out, pilots, steps))
 
 
 def winner_run_config(name: str, *, steps: int, epoch_steps: int, batch_size: int, seed: int,

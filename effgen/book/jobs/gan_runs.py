@@ -43,8 +43,7 @@ from effgen.gan import (
     run_folder,
     train_gan,
 )
-from effgen.gan.pilots import pilot_table
-from effgen.gan.winner import WINNER_PREFIX, scored_winner, winner_run_config
+from effgen.gan.winner import WINNER_PREFIX, pick_winner, scored_pilots, winner_run_config
 from effgen.paths import project_root, runs_dir
 
 GAN_JOBS = ("faithful", "corrected", "corrected-augmented", "modern", "ablation", "winner")
@@ -93,13 +92,12 @@ def winner_runs(values: dict[str, Any], beyond: dict[str, Any], out: Path) -> di
     """Folder prefix -> config of the pilots' winner at chapter 04's budget: ``{"winner-P3": ...}``, from the
     pilots scored under ``out`` (chapter 06's ``pilots`` at its ``pilot_steps``); a one-line error when
     they have not all run or none beat the control."""
-    table = pilot_table(out)
-    scored = set(table[table["steps"] == beyond["pilot_steps"]]["pilot"]) if len(table) else set()
-    missing = sorted(set(beyond["pilots"]) - scored)
+    scored = scored_pilots(out, beyond["pilots"], beyond["pilot_steps"])
+    missing = sorted(set(beyond["pilots"]) - {result["pilot"] for result in scored})
     if missing:
         raise ParamsError(f"the pilots {', '.join(missing)} have no score under {out}: run them first "
                           "(effgen jobs pilots)")
-    winner = scored_winner(out, beyond["pilots"], beyond["pilot_steps"])
+    winner = pick_winner(scored)
     if winner is None:
         raise ParamsError("no pilot beat the control (P0, the corrected DCGAN): there is no winner to run")
     config = winner_run_config(winner, steps=values["steps"], epoch_steps=values["epoch_steps"],
