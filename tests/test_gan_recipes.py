@@ -37,6 +37,7 @@ from effgen.gan import (
     save_generator,
     train_gan,
 )
+from effgen.gan.diagnostics import hinge_reading
 from effgen.gan.pilots import (
     PILOT_NAMES,
     compressed,
@@ -447,3 +448,10 @@ def test_the_pilots_command_reseeds_the_best_as_chapter_06_does(tmp_path: Path, 
     monkeypatch.setattr(pilot_runs, "gan_dataset", lambda *a, **k: None)
     assert pilot_runs.main(["P0", "P1", "P2", "--reseed", "2", "--out", str(tmp_path)]) == 0
     assert calls == [("P0", 0, False), ("P1", 0, False), ("P2", 0, False), ("P1", 1, False), ("P2", 1, False)]
+
+
+def test_the_hinge_reading_follows_the_gap() -> None:
+    weak = hinge_reading(1.97, 0.04)  # the modern recipe's paper-budget run
+    assert "1.97" in weak and "0.040" in weak and "barely separates" in weak
+    strong = hinge_reading(0.88, 1.565)
+    assert "does separate" in strong and "barely" not in strong

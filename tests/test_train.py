@@ -24,7 +24,6 @@ from effgen.classifier import (
     run_key,
     run_seeds,
     seed_summary,
-    spread_text,
     train_classifier,
 )
 from effgen.classifier import config as config_module
@@ -310,8 +309,6 @@ def test_seed_summary_in_percent(tmp_path: Path, data) -> None:
 def test_confusion_counts_true_rows_and_predicted_columns() -> None:
     matrix = confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), n_classes=3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
-    assert spread_text({"mean": 81.234, "std": 1.5}) == "81.23 ± 1.50"
-    assert spread_text({"mean": 81.234, "std": 0.0, "n": 1}) == "81.23 (1 seed)"  # no spread, not a zero one
 
 
 def test_run_seeds_keys_folders_by_config_and_data(tmp_path: Path, data) -> None:

@@ -13,7 +13,6 @@ from effgen.classifier.experiments import (
     run_key,
     run_seeds,
     seed_summary,
-    spread_text,
 )
 from effgen.classifier.loop import (
     CHECKPOINT_FILE,
@@ -32,5 +31,5 @@ __all__ = [
     "CHECKPOINT_FILE", "HISTORY_COLUMNS", "MODELS", "WEIGHTS_FILE", "ClassifierConfig", "ClassifierRun", "LrPick", "TrainResult",
     "UnfinishedRunWarning", "budget_of", "build_model", "claim_verdict", "combine_verdicts", "confusion", "data_fingerprint",
     "evaluate", "histories", "load_classifier", "pick_lr", "run_classifier", "run_folder", "run_key", "run_seeds", "seed_summary",
-    "spread_text", "train_classifier",
+    "train_classifier",
 ]

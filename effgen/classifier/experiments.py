@@ -246,13 +246,6 @@ def confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int = 20) 
     return np.bincount(labels * n_classes + predictions, minlength=n_classes ** 2).reshape(n_classes, n_classes)
 
 
-def spread_text(summary: dict[str, Any], digits: int = 2) -> str:
-    """"mean ± std" of a seed summary, for tables and prose; "mean (1 seed)" when one seed has no spread."""
-    if summary.get("n") == 1:
-        return f"{summary['mean']:.{digits}f} (1 seed)"
-    return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
-
-
 def _save_array(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as handle:  # a handle: np.save would add ".npy" to a temporary file's name
         np.save(handle, array, allow_pickle=False)

@@ -63,3 +63,19 @@ def diagnostics_row(step: int, discriminator: nn.Module, generator: nn.Module, r
     d_fake = mean_output(discriminator, fake.detach())
     return (float(step), d_real, d_fake, d_real - d_fake, mean_output(discriminator, held_out),
             rates[0], rates[1], gradient_norm(generator), gradient_norm(discriminator))
+
+
+HINGE_MARGIN = 1.0
+CONSTANT_HINGE_LOSS = 2.0  # a hinge D whose output is a constant c scores max(0, 1 - c) + max(0, 1 + c) >= 2
+WEAK_GAP = 0.25 * HINGE_MARGIN  # a real-minus-generated gap below a quarter of the margin: D barely separates
+
+
+def hinge_reading(loss_d: float, gap: float) -> str:
+    """What a hinge D's mean loss and mean real-minus-generated output gap over a stretch of training say
+    about it, as a sentence for the book (it starts with "D's"): weak (gap below ``WEAK_GAP``) or separating."""
+    numbers = (f"D's hinge loss averages {loss_d:.2f} (a D whose output is constant scores "
+               f"{CONSTANT_HINGE_LOSS:.2f}) and its mean output on real images exceeds that on generated ones by "
+               f"{gap:.3f}, against a hinge margin of {HINGE_MARGIN:.0f}")
+    if gap < WEAK_GAP:
+        return f"{numbers}: D barely separates real from generated images, so it teaches G little."
+    return f"{numbers}: D does separate the two, so a weak D is not what the history shows."
