@@ -37,6 +37,7 @@ from effgen.gan import (
     save_generator,
     train_gan,
 )
+from effgen.gan.causes import cause_tests
 from effgen.gan.diagnostics import hinge_reading
 from effgen.gan.pilots import (
     PILOT_NAMES,
@@ -455,3 +456,25 @@ def test_the_hinge_reading_follows_the_gap() -> None:
     assert "1.97" in weak and "0.040" in weak and "barely separates" in weak
     strong = hinge_reading(0.88, 1.565)
     assert "does separate" in strong and "barely" not in strong
+
+
+def test_each_cause_is_read_against_seed_noise() -> None:
+    tests = {test.fix: test for test in cause_tests(
+        {"P0": 100.1, "P1": 36.9, "P2": 41.4, "P3": 45.0}, "P1", 36.9, {"decay": 12.0, "ema": -1.0},
+        {"modern": 196.7, "no diffaugment": 150.0}, 5000)}
+    rebalanced = tests["widths moved from D to G (P2)"]
+    assert rebalanced.change == pytest.approx(4.5)
+    assert rebalanced.reading(3.0) == "makes FID worse by 4.5 FID: ruled out"
+    assert rebalanced.reading(6.0) == "4.5 FID worse, within seed noise (6.0): cannot tell"
+    decay = tests["rates decayed linearly to 0"]
+    assert (decay.with_fix, decay.without_fix) == (36.9, pytest.approx(48.9))
+    assert decay.reading(3.0) == "helps by 12.0 FID, more than seed noise (3.0)"
+    ema = tests["EMA with BatchNorm re-estimated before sampling"]
+    assert ema.change == pytest.approx(1.0) and "cannot tell" in ema.reading(None)
+    assert tests["no DiffAugment"].change == pytest.approx(-46.7)
+    assert "5,000 steps" in tests["no DiffAugment"].tested_by
+
+
+def test_a_cause_without_its_runs_is_untested() -> None:
+    tests = cause_tests({"P0": 360.7, "P3": 347.8}, None, None, {}, {}, 0)
+    assert [test.reading(23.2).startswith("not tested") for test in tests] == [False, True, True, True, True]
