@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+HELPS, RULED_OUT, CANNOT_TELL, UNTESTED = "helps", "ruled out", "cannot tell", "not tested"
+
 
 @dataclass(frozen=True)
 class CauseTest:
@@ -27,18 +29,27 @@ class CauseTest:
             return None
         return self.with_fix - self.without_fix
 
-    def reading(self, noise: float | None) -> str:
-        """One phrase: helps, ruled out, cannot tell, or not tested."""
+    def outcome(self, noise: float | None) -> str:
+        """HELPS or RULED_OUT where the change exceeds ``noise``, else CANNOT_TELL; UNTESTED without both runs."""
         change = self.change
         if change is None:
+            return UNTESTED
+        if noise is None or not math.isfinite(noise) or abs(change) <= noise:
+            return CANNOT_TELL
+        return HELPS if change < 0 else RULED_OUT
+
+    def reading(self, noise: float | None) -> str:
+        """The outcome as a phrase for the book's table."""
+        outcome, change = self.outcome(noise), self.change
+        if outcome == UNTESTED or change is None:
             return "not tested by this build's runs"
         size = f"{abs(change):.1f} FID"
-        if noise is None or not math.isfinite(noise):
-            return f"{'helps' if change < 0 else 'does not help'} by {size}, one seed: cannot tell"
-        if change < -noise:
+        if outcome == HELPS:
             return f"helps by {size}, more than seed noise ({noise:.1f})"
-        if change > noise:
-            return f"makes FID worse by {size}: ruled out"
+        if outcome == RULED_OUT:
+            return f"makes FID worse by {size}: ruled out as the cause"
+        if noise is None or not math.isfinite(noise):
+            return f"{size} {'better' if change < 0 else 'worse'}, one seed: cannot tell"
         return f"{size} {'better' if change < 0 else 'worse'}, within seed noise ({noise:.1f}): cannot tell"
 
 
@@ -62,8 +73,8 @@ def cause_tests(pilot_fids: Mapping[str, float], winner: str | None, winner_fid:
     return [
         CauseTest("a four-layer spectrally normalised D too weak to separate real from generated images",
                   "a deeper SN D (the SNGAN standard CNN, P3)",
-                  "P3 against the control P0 (P3 also changes the loss and Adam's betas)",
-                  _mean(pilot_fids, "P3"), _mean(pilot_fids, "P0")),
+                  "P3 against P2 (the same G, schedule and EMA; P2 keeps the DCGAN D with BatchNorm and its loss)",
+                  _mean(pilot_fids, "P3"), _mean(pilot_fids, "P2")),
         CauseTest("no learning-rate decay", "rates decayed linearly to 0",
                   f"{winner or 'the winner'}'s pilot with and without its decay",
                   winner_fid if "decay" in winner_removals else None, removed("decay")),
