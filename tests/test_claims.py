@@ -306,3 +306,17 @@ def test_a_seed_summary_and_its_notes_read_as_the_chapters_write_them() -> None:
     assert claims.untuned_setting({"02-classifier": {"metrics": {"configs": {"se-ir-untuned": {
         "lr": 1e-4, "weight_decay": 1.1710477e-5}}}}}) == "learning rate 0.0001, weight decay 1.17e-05"
     assert summary_tables.duration(487.0) == "8 min" and summary_tables.duration(40.4) == "40 s"
+
+
+def test_the_pilots_best_recipe_and_the_winner_have_rows_beside_the_other_generators() -> None:
+    pilots = [{"pilot": "P0", "seed": 0, "fid": 100.1, "steps": 12500, "n_fake": 5000},
+              {"pilot": "P1", "seed": 0, "fid": 36.9, "steps": 12500, "n_fake": 5000},
+              {"pilot": "P1", "seed": 1, "fid": 38.9, "steps": 12500, "n_fake": 5000},
+              {"pilot": "P2", "seed": 0, "fid": 37.0, "steps": 12500, "n_fake": 5000}]
+    winner = {"pilot": "P1", "fid": 31.25, "n": 10000, "steps": 50000, "params": 967072}
+    metrics = {"06-beyond": chapter({"pilots": pilots, "winner": winner})}
+    table = summary_tables.beyond_table(metrics).set_index("Model")["Result"]
+    assert table["generator recipes: 3 pilots at a quarter of the budget"] == "best: P2, FID 37.0 (1 seed, 5,000 images)"
+    assert table["generator: pilot P1 at full length, the pilots' winner"] == "FID 31.2 (1 seed, 10,000 images)"
+    metrics["06-beyond"]["metrics"]["winner"] = None
+    assert len(summary_tables.beyond_table(metrics)) == 1

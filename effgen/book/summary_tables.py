@@ -297,6 +297,7 @@ def beyond_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
         rows.append({"Model": f"generator: {label}", "Parameters": f"{run.get('params', 0):,}",
                      "Steps × batch": f"{run.get('steps', 0):,} × 64",
                      "Result": f"FID {fixed(run.get('fid', math.nan), 1)} (1 seed, {run.get('n', 0):,} images)" + flag})
+    rows += _pilot_rows(chapter)
     ablation = chapter.get("ablation") or {}
     if ablation.get("fid"):
         best = min(ablation["fid"], key=ablation["fid"].get)
@@ -306,3 +307,27 @@ def beyond_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
                      "Result": f"best: {name}, FID {fixed(ablation['fid'][best], 1)} "
                                f"(1 seed, {ablation.get('n_fid', 0):,} images)"})
     return pd.DataFrame(rows)
+
+
+def _pilot_rows(chapter: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The pilot study's best recipe (mean FID over its seeds) and, if one earned it, the winner's full run."""
+    pilots = chapter.get("pilots") or []
+    if not pilots:
+        return []
+    fids: dict[str, list[float]] = {}
+    for result in pilots:
+        fids.setdefault(result["pilot"], []).append(float(result["fid"]))
+    best = min(fids, key=lambda name: sum(fids[name]) / len(fids[name]))
+    n_seeds = len(fids[best])
+    rows = [{"Model": f"generator recipes: {len(fids)} pilots at a quarter of the budget",
+             "Parameters": "< 1,000,000 each", "Steps × batch": f"{pilots[0]['steps']:,} × 64",
+             "Result": f"best: {best}, FID {fixed(sum(fids[best]) / n_seeds, 1)} "
+                       f"({n_seeds} {'seed' if n_seeds == 1 else 'seeds'}, {pilots[0]['n_fake']:,} images)"}]
+    winner = chapter.get("winner")
+    if winner:
+        flag = _budget_flag(winner.get("params"), winner.get("steps"), 64, GAN_LIMITS)
+        rows.append({"Model": f"generator: pilot {winner['pilot']} at full length, the pilots' winner",
+                     "Parameters": f"{winner.get('params', 0):,}", "Steps × batch": f"{winner.get('steps', 0):,} × 64",
+                     "Result": f"FID {fixed(winner.get('fid', math.nan), 1)} (1 seed, {winner.get('n', 0):,} images)"
+                               + flag})
+    return rows
