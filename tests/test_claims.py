@@ -320,3 +320,14 @@ def test_the_pilots_best_recipe_and_the_winner_have_rows_beside_the_other_genera
     assert table["generator: pilot P1 at full length, the pilots' winner"] == "FID 31.2 (1 seed, 10,000 images)"
     metrics["06-beyond"]["metrics"]["winner"] = None
     assert len(summary_tables.beyond_table(metrics)) == 1
+
+
+def test_the_fid_deviation_says_what_clean_fids_resize_moves_once_it_was_measured() -> None:
+    evaluation = {"n_fid": 10000, "dataset": "cifar10", "inception_weights": "converted",
+                  "fid_by_resize": {"n": 5000, "pytorch-fid": 39.0, "clean": 40.25}}
+    row = summary_tables.deviations({"05-evaluation": chapter(evaluation)}).set_index("")["This book"]["FID"]
+    assert row.endswith("test images; clean-fid's bicubic resize instead moves the corrected DCGAN's FID by +1.2 "
+                        "(5,000 per side)")
+    del evaluation["fid_by_resize"]
+    assert summary_tables.deviations({"05-evaluation": chapter(evaluation)}).set_index("")["This book"]["FID"].endswith(
+        "CIFAR-10 test images")

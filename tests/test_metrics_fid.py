@@ -82,7 +82,7 @@ def _count_inception_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     returns the list of batch sizes it was called with."""
     calls: list[int] = []
 
-    def fake_features(images01, device="cpu", batch_size=50, desc="", partial=None):
+    def fake_features(images01, device="cpu", batch_size=50, desc="", partial=None, resize="pytorch-fid"):
         calls.append(len(images01))
         return images01.flatten(1)[:, :1].repeat(1, 2048).numpy() + np.arange(2048, dtype=np.float32)
 
@@ -229,3 +229,33 @@ def test_cached_stats_resume_a_partial_pass_under_any_name_and_clear_it(tmp_path
     stats = F.cached_stats(images01, {"dataset": "generator-06-corrected DCGAN"}, tmp_path, batch_size=2)
     assert rest.batches == 2 and stats.n == 8 and not partial.exists()
     assert F.find_cached_stats(images01, tmp_path) is not None
+
+
+def test_clean_resize_is_pils_bicubic_on_each_8_bit_channel() -> None:
+    images01 = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    resized = F.clean_resize(images01)
+    assert resized.shape == (2, 3, 299, 299) and 0.0 <= float(resized.min()) and float(resized.max()) <= 1.0
+    channel = (images01[1, 2] * 255).round().numpy().astype(np.float32)
+    by_hand = np.asarray(Image.fromarray(channel, mode="F").resize((299, 299), Image.Resampling.BICUBIC))
+    np.testing.assert_allclose(resized[1, 2].numpy() * 255, by_hand.clip(0, 255), rtol=0, atol=1e-3)
+    # pytorch-fid's own bilinear resize, which the network still applies, leaves a 299x299 input as it is
+    again = torch.nn.functional.interpolate(resized, size=(299, 299), mode="bilinear", align_corners=False)
+    assert torch.equal(again, resized)
+
+
+def test_clean_statistics_are_cached_apart_and_the_default_keys_are_unchanged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    calls = _count_inception_calls(monkeypatch)
+    images01 = torch.rand(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    default = F.cached_stats(images01, {"dataset": "toy"}, tmp_path)
+    clean = F.cached_stats(images01, {"dataset": "toy"}, tmp_path, resize="clean")
+    assert calls == [6, 6] and clean.provenance["resize"] == "clean" and "resize" not in default.provenance
+    assert F.cached_stats(images01, {"dataset": "toy"}, tmp_path, resize="clean").provenance["cached"].endswith(
+        f"toy-clean-n6-{clean.provenance['content_sha1'][:12]}.npz")
+    pixels = F.quantise(images01)
+    before_the_option = hashlib.sha1(pixels.mul(255).round().to(torch.uint8).numpy().tobytes() + b"v1").hexdigest()
+    assert default.provenance["content_sha1"] == before_the_option != clean.provenance["content_sha1"]
+    with pytest.raises(DataError, match="unknown FID resize 'bicubic'"):
+        F.cached_stats(images01, {"dataset": "toy"}, tmp_path, resize="bicubic")

@@ -75,9 +75,13 @@ def deviations(metrics: Mapping[str, Any]) -> pd.DataFrame:
                      f"retrained at {tuning.get('final_steps', 0):,} steps"))
     evaluation = _section(metrics, "05-evaluation")
     if evaluation:
+        by_resize = evaluation.get("fid_by_resize") or {}
+        resize_note = (f"; clean-fid's bicubic resize instead moves the corrected DCGAN's FID by "
+                       f"{by_resize['clean'] - by_resize['pytorch-fid']:+.1f} ({by_resize['n']:,} per side)"
+                       if {"clean", "pytorch-fid", "n"} <= set(by_resize) else "")
         rows.append(("FID", f"pytorch-fid's Inception network and formula ({evaluation.get('inception_weights', '?')}), "
                      f"{evaluation.get('n_fid', 0):,} generated vs {evaluation.get('n_fid', 0):,} "
-                     f"{dataset_name(evaluation.get('dataset', '?'))} test images"))
+                     f"{dataset_name(evaluation.get('dataset', '?'))} test images{resize_note}"))
         lpips = evaluation.get("lpips") or {}
         rows.append(("LPIPS", f"{lpips.get('net', '?')}: pairs of generated images, and each generated image's "
                      "nearest training image; the original's computation repeated beside them"

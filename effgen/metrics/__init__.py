@@ -2,6 +2,7 @@
 generator, lives with the GAN (``effgen.gan.interpolate``)."""
 from effgen.metrics.fid import (
     FULL_RANK_MIN_N,
+    RESIZES,
     TTUR_MIN_N,
     FidStats,
     cached_stats,
@@ -33,7 +34,7 @@ from effgen.metrics.perceptual import (
 )
 
 __all__ = [
-    "FULL_RANK_MIN_N", "ORIGINAL_QUERIES", "TTUR_MIN_N", "Diversity", "Embedding", "FidStats", "InceptionWeights", "Neighbours",
+    "FULL_RANK_MIN_N", "ORIGINAL_QUERIES", "RESIZES", "TTUR_MIN_N", "Diversity", "Embedding", "FidStats", "InceptionWeights", "Neighbours",
     "OriginalProtocol", "backbone_available", "backbone_file", "cached_embedding", "cached_stats",
     "diversity", "ensure_inception_weights", "fid_vs_n", "find_cached_stats",
     "frechet_distance", "image_set_pixels", "image_set_stats", "inception_features",

@@ -7,7 +7,10 @@ The network, its weights and the distance formula are pytorch-fid's own (``Incep
   first rounded to 8-bit levels, so a set scores exactly as its PNG files would in pytorch-fid;
 - statistics of a dataset split are cached as ``.npz`` (``mu``, ``sigma``, ``n``, a JSON
   ``provenance``, optionally the ``features``), readable by ``python -m pytorch_fid`` too;
-- an exact, faster trace term when one side has at most 2,048 samples (see ``frechet_distance``).
+- an exact, faster trace term when one side has at most 2,048 samples (see ``frechet_distance``);
+- clean-fid's resize as an option (``resize="clean"``): each channel of the 8-bit image upsampled to
+  299x299 by PIL's bicubic filter [@parmar2022cleanfid], so what that resize alone moves can be measured
+  with the same network and formula.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from effgen.checkpoints import atomic_write
@@ -37,6 +41,8 @@ TTUR_MIN_N = 10_000          # Heusel et al. advise at least this many samples p
 FULL_RANK_MIN_N = FEATURE_DIM + 1  # fewer samples cannot give a full-rank 2048x2048 covariance
 STATS_VERSION = 1            # bump when the cached statistics change meaning
 PARTIAL_SAVE_SECONDS = 300.0  # how often a long feature pass keeps what it has (see inception_features)
+INCEPTION_SIZE = 299
+RESIZES = ("pytorch-fid", "clean")  # pytorch-fid's bilinear resize inside the network; clean-fid's PIL bicubic
 
 
 class ImageSetLike(Protocol):
@@ -47,6 +53,28 @@ class ImageSetLike(Protocol):
 def quantise(images01: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats -> the nearest 8-bit level, as saving to PNG (and reading back) would give."""
     return images01.clamp(0, 1).mul(255).round().div(255)
+
+
+def clean_resize(images01: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) images in [0, 1] -> (N, 3, 299, 299) in [0, 1], as clean-fid's "clean" mode resizes.
+
+    Each channel of the 8-bit image is resized on its own as a float image (PIL mode "F") with the
+    bicubic filter and clipped to [0, 255]. pytorch-fid's network then sees a 299x299 input, for which
+    its own bilinear resize is the identity.
+    """
+    levels = quantise(images01.float()).mul(255).round().numpy().astype(np.float32)  # (N, 3, H, W) in 0..255
+    size = (INCEPTION_SIZE, INCEPTION_SIZE)
+    out = np.empty((len(levels), 3, *size), dtype=np.float32)
+    for i, image in enumerate(levels):
+        for c, channel in enumerate(image):
+            resized = Image.fromarray(channel, mode="F").resize(size, resample=Image.Resampling.BICUBIC)
+            out[i, c] = np.asarray(resized).clip(0, 255)
+    return torch.from_numpy(out).div_(255)
+
+
+def _check_resize(resize: str) -> None:
+    if resize not in RESIZES:
+        raise DataError(f"unknown FID resize {resize!r} (choose from {', '.join(RESIZES)})")
 
 
 @lru_cache(maxsize=2)
@@ -61,8 +89,10 @@ def _inception(device: str) -> nn.Module:
 
 @torch.no_grad()
 def inception_features(images01: torch.Tensor, device: torch.device | str = "cpu", batch_size: int = 50,
-                       desc: str = "Inception features", partial: Path | None = None) -> np.ndarray:
-    """(N, 3, H, W) images in [0, 1] -> (N, 2048) float32 pool features.
+                       desc: str = "Inception features", partial: Path | None = None,
+                       resize: str = "pytorch-fid") -> np.ndarray:
+    """(N, 3, H, W) images in [0, 1] -> (N, 2048) float32 pool features, resized to 299x299 as ``resize``
+    says (``RESIZES``).
 
     fp32 throughout: bf16 would move FID by more than the 0.05 it is checked to.
 
@@ -74,6 +104,7 @@ def inception_features(images01: torch.Tensor, device: torch.device | str = "cpu
     """
     if images01.dim() != 4 or images01.shape[1] != 3:
         raise DataError(f"FID needs (N, 3, H, W) RGB images, got shape {tuple(images01.shape)}")
+    _check_resize(resize)
     device = torch.device(device)
     net = _inception(str(device))
     layout = memory_format(device)
@@ -84,6 +115,8 @@ def inception_features(images01: torch.Tensor, device: torch.device | str = "cpu
     saved_at = time.monotonic()
     for start in progress(starts, desc=desc, total=len(starts), unit="batch"):
         batch = quantise(images01[start:start + batch_size].float())
+        if resize == "clean":
+            batch = clean_resize(batch)
         batch = batch.to(device).contiguous(memory_format=layout)
         out[start:start + len(batch)] = net(batch)[0].flatten(1).cpu().numpy()
         if partial is not None and time.monotonic() - saved_at >= PARTIAL_SAVE_SECONDS:
@@ -253,9 +286,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-60:] or "images"
 
 
-def _content_key(pixels: torch.Tensor) -> str:
+def _content_key(pixels: torch.Tensor, resize: str = "pytorch-fid") -> str:
     key = hashlib.sha1(pixels.mul(255).round().to(torch.uint8).numpy().tobytes())
     key.update(f"v{STATS_VERSION}".encode())
+    if resize != "pytorch-fid":  # the default's keys predate the option and stay as they were
+        key.update(f"resize={resize}".encode())
     return key.hexdigest()
 
 
@@ -263,14 +298,16 @@ def _suffix(pixels: torch.Tensor, key: str) -> str:
     return f"-n{len(pixels)}-{key[:12]}.npz"
 
 
-def find_cached_stats(images01: torch.Tensor, cache_dir: Path, preferred: Path | None = None) -> FidStats | None:
-    """The cached statistics of exactly these images (in [0, 1]), or None; no Inception is run.
+def find_cached_stats(images01: torch.Tensor, cache_dir: Path, preferred: Path | None = None,
+                      resize: str = "pytorch-fid") -> FidStats | None:
+    """The cached statistics of exactly these images (in [0, 1]) under ``resize``, or None; no Inception
+    is run.
 
     Any file under ``cache_dir`` with their content key will do (``preferred`` is tried first):
     chapter 06 scores chapter 04's generators as chapter 05 did, under other names.
     """
     pixels = quantise(images01.float())
-    suffix = _suffix(pixels, _content_key(pixels))
+    suffix = _suffix(pixels, _content_key(pixels, resize))
     same_content = sorted(Path(cache_dir).glob(f"*{suffix}")) if Path(cache_dir).is_dir() else []
     first = [preferred] if preferred is not None and preferred.is_file() else []
     for candidate in first + [c for c in same_content if c != preferred]:
@@ -289,23 +326,26 @@ def find_cached_stats(images01: torch.Tensor, cache_dir: Path, preferred: Path |
 
 
 def cached_stats(images01: torch.Tensor, provenance: dict[str, Any], cache_dir: Path,
-                 device: torch.device | str = "cpu", batch_size: int = 50) -> FidStats:
+                 device: torch.device | str = "cpu", batch_size: int = 50, resize: str = "pytorch-fid") -> FidStats:
     """Statistics (with features) of images in [0, 1], cached under ``cache_dir`` by exact content.
 
-    The key is a hash of the 8-bit pixels Inception sees, so changed data, a different subset or
-    a retrained generator can never reuse stale statistics; the provenance is stored beside them.
+    The key is a hash of the 8-bit pixels Inception sees (and of ``resize``, where it is not the
+    default), so changed data, a different subset or a retrained generator can never reuse stale
+    statistics; the provenance is stored beside them.
     """
+    _check_resize(resize)
     pixels = quantise(images01.float())
-    key = _content_key(pixels)
-    provenance = dict(provenance)
-    name = "-".join(str(provenance[k]) for k in ("dataset", "split") if provenance.get(k)) or "images"
+    key = _content_key(pixels, resize)
+    provenance = dict(provenance, **({"resize": resize} if resize != "pytorch-fid" else {}))
+    name = "-".join(str(provenance[k]) for k in ("dataset", "split", "resize") if provenance.get(k)) or "images"
     path = Path(cache_dir) / f"{_slug(name)}{_suffix(pixels, key)}"
-    stats = find_cached_stats(pixels, cache_dir, preferred=path)
+    stats = find_cached_stats(pixels, cache_dir, preferred=path, resize=resize)
     if stats is not None:
         return stats
     # Named by content alone, so a pass interrupted under one name continues under any other.
     partial = Path(cache_dir) / f"partial{_suffix(pixels, key).removesuffix('.npz')}.npy"
-    features = inception_features(pixels, device, batch_size, desc=f"Inception: {name}", partial=partial)
+    features = inception_features(pixels, device, batch_size, desc=f"Inception: {name}", partial=partial,
+                                  resize=resize)
     provenance.update(n=len(pixels), content_sha1=key)
     stats = FidStats.from_features(features, provenance)
     stats.save(path)
