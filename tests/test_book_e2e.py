@@ -319,11 +319,17 @@ def test_chapter_05_scores_every_generator(smoke_book: Path) -> None:
     assert (faithful_entry["seeds"], fid_entry["seeds"]) == (1, 1)
     assert faithful_entry["steps"] == fid_entry["steps"] == metrics["metrics"]["fid"]["corrected"]["steps"]
     assert metrics["provenance"]["data"]["stand_in"] is True
-    # test, train, and six generator sets: the faithful generator twice (train and eval mode); chapter 06
-    # adds its own to the same cache later
+    # test, train, and six generator sets: the faithful generator twice (train and eval mode); then the
+    # corrected generator's and the test images again through clean-fid's resize; chapter 06 adds its own
+    # to the same cache later
     written = (root / "runs" / "smoke" / CHAPTER_05 / "metrics.json").stat().st_mtime
-    cached = [p for p in (root / "data" / "fid-stats").glob("*.npz") if p.stat().st_mtime <= written]
-    assert len(cached) == 8
+    cached = [p.name for p in (root / "data" / "fid-stats").glob("*.npz") if p.stat().st_mtime <= written]
+    assert len(cached) == 10 and len([name for name in cached if "-clean-n" in name]) == 2
+    by_resize = metrics["metrics"]["fid_by_resize"]
+    assert by_resize["n"] == min(n_fid, yaml.safe_load((REPO / "params" / "smoke" / f"{CHAPTER_05}.yml").read_text())
+                                 ["clean_fid_n"])
+    assert by_resize["pytorch-fid"] == pytest.approx(metrics["metrics"]["fid"]["corrected"]["fid_test"])
+    assert np.isfinite(by_resize["clean"]) and by_resize["clean"] != by_resize["pytorch-fid"]
     fid = metrics["metrics"]["fid"]
     assert list(fid) == ["faithful, train mode", "faithful, eval mode", "corrected", "corrected + flips/crops",
                          "FC-GAN", "WGAN-GP"]
@@ -336,7 +342,7 @@ def test_chapter_05_scores_every_generator(smoke_book: Path) -> None:
     executed = (root / "_build" / "smoke" / "chapters" / f"{CHAPTER_05}.ipynb").read_text()
     assert "a stand-in" in executed and "rank-deficient" in executed
     for text in ("| FC-GAN", "| WGAN-GP", "| corrected + flips/crops", "| faithful, train mode", "| faithful, eval mode",
-                 "the floor", "sampled two ways"):
+                 "the floor", "sampled two ways", "clean-fid's resize gives"):
         assert text in executed, text
     weights = root / "data" / "weights"
     assert [p.name for p in weights.iterdir()] == [iw.CONVERTED_WEIGHTS_NAME] or iw.pytorch_fid_weights_path().is_file()
