@@ -160,6 +160,11 @@ CIFAR100 = {"dataset": "cifar100", "requested": "cifar100", "stand_in": False}
 def test_gan_claims_follow_what_was_measured() -> None:
     fid = {"faithful, train mode": {"fid_test": 41.3}, "corrected": {"fid_test": 37.1, "steps": 50_000}}
     assert claims.fid_44(evaluation(fid, CIFAR10)).verdict == UNTESTABLE
+    assert claims.fid_44(evaluation(fid, CIFAR10)).why.endswith("and pytorch-fid is not clean-fid")
+    measured = evaluation(fid, CIFAR10)
+    measured["05-evaluation"]["metrics"]["fid_by_resize"] = {"n": 5000, "pytorch-fid": 39.0, "clean": 41.5}
+    assert claims.fid_44(measured).why.endswith("and clean-fid's resize alone moves the FID by +2.5")
+    assert "moves the corrected recipe's FID by +2.5 (5,000 images per side)" in claims.fid_44(measured).detail
     assert claims.fid_44(evaluation(fid, CIFAR100)).verdict == CANNOT_TELL
     assert claims.augmentation(evaluation(fid, CIFAR10)).verdict == UNTESTABLE
     augmented = {**fid, "corrected + flips/crops": {"fid_test": 52.0}}
