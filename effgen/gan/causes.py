@@ -4,7 +4,8 @@ Every cause has a fix, and a pair of FIDs from runs that differ (mostly) in that
 each other, the winner's pilot against its leave-one-out runs, or the modern recipe against its own
 ablation. ``change`` is the FID with the fix minus the FID without it, so a negative change means the
 fix helps. A change is read against ``noise``, the largest FID difference between two seeds of one
-pilot: a fix helps or is ruled out only when its change is larger than that.
+pilot: a fix helps or hurts only when its change is larger than that. A fix that hurts rules its cause
+out, except where the two runs differ in more than the fix (``if_worse`` then says what it shows).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-HELPS, RULED_OUT, CANNOT_TELL, UNTESTED = "helps", "ruled out", "cannot tell", "not tested"
+HELPS, HURTS, CANNOT_TELL, UNTESTED = "helps", "hurts", "cannot tell", "not tested"
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class CauseTest:
     tested_by: str
     with_fix: float | None
     without_fix: float | None
+    if_worse: str = "ruled out as the cause"
 
     @property
     def change(self) -> float | None:
@@ -30,13 +32,13 @@ class CauseTest:
         return self.with_fix - self.without_fix
 
     def outcome(self, noise: float | None) -> str:
-        """HELPS or RULED_OUT where the change exceeds ``noise``, else CANNOT_TELL; UNTESTED without both runs."""
+        """HELPS or HURTS where the change exceeds ``noise``, else CANNOT_TELL; UNTESTED without both runs."""
         change = self.change
         if change is None:
             return UNTESTED
         if noise is None or not math.isfinite(noise) or abs(change) <= noise:
             return CANNOT_TELL
-        return HELPS if change < 0 else RULED_OUT
+        return HELPS if change < 0 else HURTS
 
     def reading(self, noise: float | None) -> str:
         """The outcome as a phrase for the book's table."""
@@ -46,8 +48,8 @@ class CauseTest:
         size = f"{abs(change):.1f} FID"
         if outcome == HELPS:
             return f"helps by {size}, more than seed noise ({noise:.1f})"
-        if outcome == RULED_OUT:
-            return f"makes FID worse by {size}: ruled out as the cause"
+        if outcome == HURTS:
+            return f"makes FID worse by {size}: {self.if_worse}"
         if noise is None or not math.isfinite(noise):
             return f"{size} {'better' if change < 0 else 'worse'}, one seed: cannot tell"
         return f"{size} {'better' if change < 0 else 'worse'}, within seed noise ({noise:.1f}): cannot tell"
@@ -74,7 +76,8 @@ def cause_tests(pilot_fids: Mapping[str, float], winner: str | None, winner_fid:
         CauseTest("a four-layer spectrally normalised D too weak to separate real from generated images",
                   "a deeper SN D (the SNGAN standard CNN, P3)",
                   "P3 against P2 (the same G, schedule and EMA; P2 keeps the DCGAN D with BatchNorm and its loss)",
-                  _mean(pilot_fids, "P3"), _mean(pilot_fids, "P2")),
+                  _mean(pilot_fids, "P3"), _mean(pilot_fids, "P2"),
+                  if_worse="even a deeper SN D trails the BatchNorm D, so depth alone does not rescue it"),
         CauseTest("no learning-rate decay", "rates decayed linearly to 0",
                   f"{winner or 'the winner'}'s pilot with and without its decay",
                   winner_fid if "decay" in winner_removals else None, removed("decay")),
