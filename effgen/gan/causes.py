@@ -24,6 +24,7 @@ class CauseTest:
     with_fix: float | None
     without_fix: float | None
     if_worse: str = "ruled out as the cause"
+    pilot_length: bool = True  # False: the runs are not pilots, whose seed noise is then only a guide
 
     @property
     def change(self) -> float | None:
@@ -46,13 +47,16 @@ class CauseTest:
         if outcome == UNTESTED or change is None:
             return "not tested by this build's runs"
         size = f"{abs(change):.1f} FID"
+        noise_text = ""
+        if noise is not None and math.isfinite(noise):
+            noise_text = f"seed noise ({noise:.1f}{'' if self.pilot_length else ', measured on the pilots'})"
         if outcome == HELPS:
-            return f"helps by {size}, more than seed noise ({noise:.1f})"
+            return f"helps by {size}, more than {noise_text}"
         if outcome == HURTS:
             return f"makes FID worse by {size}: {self.if_worse}"
         if noise is None or not math.isfinite(noise):
             return f"{size} {'better' if change < 0 else 'worse'}, one seed: cannot tell"
-        return f"{size} {'better' if change < 0 else 'worse'}, within seed noise ({noise:.1f}): cannot tell"
+        return f"{size} {'better' if change < 0 else 'worse'}, within {noise_text}: cannot tell"
 
 
 def _mean(values: Mapping[str, float], key: str) -> float | None:
@@ -86,7 +90,7 @@ def cause_tests(pilot_fids: Mapping[str, float], winner: str | None, winner_fid:
                   _mean(pilot_fids, "P2"), _mean(pilot_fids, "P1")),
         CauseTest("DiffAugment, a cure for a D that over-fits, on a D that under-fits", "no DiffAugment",
                   f"the modern recipe with and without DiffAugment at {ablation_steps:,} steps",
-                  _mean(modern_fids, "no diffaugment"), _mean(modern_fids, "modern")),
+                  _mean(modern_fids, "no diffaugment"), _mean(modern_fids, "modern"), pilot_length=False),
         CauseTest("an EMA generator whose BatchNorm statistics lag behind its weights",
                   "EMA with BatchNorm re-estimated before sampling",
                   f"{winner or 'the winner'}'s EMA generator against its raw weights, one run",
