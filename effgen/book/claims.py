@@ -34,6 +34,7 @@ from effgen.book.summary import (
     dataset_name,
     fixed,
     flag_of,
+    resize_shift,
     stand_ins,
     unbreakable,
     with_spread,
@@ -298,17 +299,15 @@ def fid_44(metrics: Metrics, device: Device = NO_DEVICE) -> Verdict:
         return not_run("05-evaluation")
     book = unbreakable(f"{fixed(faithful['fid_test'], 1)} faithful")
     corrected = fids.get("corrected", {}).get("fid_test")
-    by_resize = section(metrics, "05-evaluation").get("fid_by_resize") or {}
-    resize_gap = (by_resize["clean"] - by_resize["pytorch-fid"]
-                  if {"clean", "pytorch-fid", "n"} <= set(by_resize) else None)
+    shift = resize_shift(section(metrics, "05-evaluation"))
     notes = [f"the corrected recipe scores {fixed(corrected, 1)}" if corrected is not None else "",
              device_fid(device, section(metrics, "05-evaluation").get("dataset")),
-             "" if resize_gap is None else (f"clean-fid's bicubic resize in place of pytorch-fid's moves the corrected "
-                                            f"recipe's FID by {resize_gap:+.1f} ({by_resize['n']:,} images per side)")]
+             "" if shift is None else (f"clean-fid's bicubic resize in place of pytorch-fid's moves the corrected "
+                                       f"recipe's FID by {shift[0]:+.1f} ({shift[1]:,} images per side)")]
     data = data_of(metrics, "05-evaluation")
     if data.get("stand_in") or data.get("dataset") != data.get("requested", data.get("dataset")):
-        library = ("pytorch-fid is not clean-fid" if resize_gap is None
-                   else f"clean-fid's resize alone moves the FID by {resize_gap:+.1f}")
+        library = ("pytorch-fid is not clean-fid" if shift is None
+                   else f"clean-fid's resize alone moves the FID by {shift[0]:+.1f}")
         return Verdict(UNTESTABLE, book, f"{dataset_name(data.get('dataset', 'other images'))} is not "
                        f"{dataset_name(data.get('requested', 'cifar100'))}, and {library}", _join(notes))
     return Verdict(CANNOT_TELL, book, "one training seed per recipe: at least 2, to measure a GAN's spread",

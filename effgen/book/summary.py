@@ -255,3 +255,12 @@ def budget_note() -> str:
             f"step limit, but more images seen than the paper's steps × batch {CLASSIFIER_LIMITS.batch_size} "
             f"({CLASSIFIER_LIMITS.max_images:,} for the classifier): a larger batch spends more data and "
             "compute per step.")
+
+
+def resize_shift(evaluation: Mapping[str, Any]) -> tuple[float, int] | None:
+    """Chapter 05's measured FID shift from clean-fid's resize (clean minus pytorch-fid) and its images per
+    side, or None where it was not measured."""
+    by_resize = evaluation.get("fid_by_resize") or {}
+    if not {"clean", "pytorch-fid", "n"} <= set(by_resize):
+        return None
+    return by_resize["clean"] - by_resize["pytorch-fid"], int(by_resize["n"])

@@ -17,7 +17,15 @@ from typing import Any
 import pandas as pd
 
 from effgen.book.paper import BY_KEY, ORIGINAL_FLAWS, PAPER_PROTOCOL, code_link
-from effgen.book.summary import BEYOND_NAMES, chapter_ref, dataset_name, fixed, flag_of, with_spread
+from effgen.book.summary import (
+    BEYOND_NAMES,
+    chapter_ref,
+    dataset_name,
+    fixed,
+    flag_of,
+    resize_shift,
+    with_spread,
+)
 from effgen.budget import CLASSIFIER_LIMITS, GAN_LIMITS, Limits
 
 DEVICE_RESULTS = Path("bench") / "device" / "results"
@@ -75,10 +83,9 @@ def deviations(metrics: Mapping[str, Any]) -> pd.DataFrame:
                      f"retrained at {tuning.get('final_steps', 0):,} steps"))
     evaluation = _section(metrics, "05-evaluation")
     if evaluation:
-        by_resize = evaluation.get("fid_by_resize") or {}
-        resize_note = (f"; clean-fid's bicubic resize instead moves the corrected DCGAN's FID by "
-                       f"{by_resize['clean'] - by_resize['pytorch-fid']:+.1f} ({by_resize['n']:,} per side)"
-                       if {"clean", "pytorch-fid", "n"} <= set(by_resize) else "")
+        shift = resize_shift(evaluation)
+        resize_note = (f"; clean-fid's bicubic resize instead moves the corrected DCGAN's FID by {shift[0]:+.1f} "
+                       f"({shift[1]:,} per side)" if shift else "")
         rows.append(("FID", f"pytorch-fid's Inception network and formula ({evaluation.get('inception_weights', '?')}), "
                      f"{evaluation.get('n_fid', 0):,} generated vs {evaluation.get('n_fid', 0):,} "
                      f"{dataset_name(evaluation.get('dataset', '?'))} test images{resize_note}"))
