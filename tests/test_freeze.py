@@ -427,6 +427,27 @@ def test_freeze_writes_the_layout_and_keeps_finished_runs_without_their_training
     assert {p: p.stat().st_mtime_ns for p in mirror.rglob("*") if p.is_file()} == stamps
 
 
+def test_a_refreeze_records_whether_its_results_are_those_frozen_before(book: Path) -> None:
+    runs = book / "runs" / PROFILE / "01-first"
+    runs.mkdir(parents=True)
+    record_file = book / "_freeze" / PROFILE / "01-first" / "fingerprint.json"
+
+    def execute_with(accuracy: float, seconds: float) -> dict:
+        (runs / "metrics.json").write_text(json.dumps({"provenance": {"git": "a1", "date": f"run {seconds}"},
+                                                       "accuracy": accuracy, "seconds": seconds}))
+        fake_execute(book, ["01"])
+        return json.loads(record_file.read_text())
+
+    assert "reproduced" not in execute_with(80.0, 1.0)  # nothing frozen before
+    same = execute_with(80.0, 2.0)["reproduced"]
+    assert same == {"against": {"at": "run 1.0", "git": "a1"}, "results": 1, "changed": 0, "new": 0, "gone": 0,
+                    "first_changes": []}
+    changed = execute_with(80.5, 3.0)["reproduced"]
+    assert changed["changed"] == 1 and changed["against"]["at"] == "run 2.0"
+    assert changed["first_changes"] == [{"result": "accuracy", "before": 80.0, "now": 80.5}]
+    assert freeze.read_record(book, PROFILE, "01-first")["reproduced"] == changed  # a valid record
+
+
 def test_thaw_restores_what_is_absent_and_never_overwrites(book: Path, runs: Path) -> None:
     big, predictions = (runs / "big.csv").read_bytes(), (runs / "cls/test_predictions.npy").read_bytes()
     fake_execute(book, ["01"])
@@ -573,6 +594,9 @@ def test_a_frozen_chapter_renders_without_execution(book: Path, monkeypatch: pyt
     executed = book / "_build" / PROFILE / "chapters/01-first.ipynb"
     assert "steps 2" in executed.read_text()
     assert (book / "_freeze" / PROFILE / "01-first/runs/metrics.json").read_text() == '{"steps": 2}'
+    assert not any(line.strip().startswith("results:") for line in log)  # nothing frozen before to compare
+    run_book(book, PROFILE, ["01"], force=True, log=log.append)
+    assert "  results: all 1 results as frozen before (executed ?, git ?; costs and provenance aside)" in log
     shutil.rmtree(book / "_build")
     shutil.rmtree(book / "runs")  # a fresh clone: nothing but the sources and _freeze/
 

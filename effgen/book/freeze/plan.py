@@ -30,6 +30,7 @@ from effgen.book.freeze.mirror import (
     sync_mirror,
     thaw,
 )
+from effgen.book.freeze.reproduced import Reproduced, compare_metrics, read_metrics
 from effgen.book.freeze.status import (
     COMMITTED_PROFILES,
     ChapterStatus,
@@ -65,10 +66,19 @@ def _write_record(root: Path, profile: str, chapter: str, record: dict[str, Any]
                       (json.dumps(record, indent=2) + "\n").encode())
 
 
+@dataclass
+class Frozen:
+    """What ``freeze_chapter`` kept, and how the new results compare with those frozen before (if any)."""
+
+    mirror: MirrorReport
+    reproduced: Reproduced | None
+
+
 def freeze_chapter(root: Path, job: ChapterJob, print_: Fingerprint, seconds: float,
-                   ran: Sequence[str] = (), store: Sequence[str] = ()) -> MirrorReport:
+                   ran: Sequence[str] = (), store: Sequence[str] = ()) -> Frozen:
     """After a successful execution: keep the executed notebook, mirror its runs, freeze the run-store
-    entries it used (``store``), record the fingerprint, then prune the entries nothing lists any more.
+    entries it used (``store``), compare its results with those frozen before, record the fingerprint,
+    then prune the entries nothing lists any more.
 
     ``print_`` is the fingerprint taken just before the execution started; its library part is
     replaced by the digests of ``ran``, the files the chapter's kernel loaded.
@@ -78,9 +88,12 @@ def freeze_chapter(root: Path, job: ChapterJob, print_: Fingerprint, seconds: fl
     folder = freeze_dir(root, profile, job.name)
     notebook = job.output.read_bytes()
     print_ = dataclasses.replace(print_, library=library_digests(ran))
+    before = read_metrics(folder / "runs")
     write_if_changed(folder / NOTEBOOK_FILE, notebook)
     mirror = sync_mirror(root, profile, job.name, replace=True)
     mirror.entries = freeze_entries(root, profile, store).frozen
+    now = read_metrics(folder / "runs")
+    reproduced = compare_metrics(before, now) if before is not None and now is not None else None
     git = _git(root)
     record = {
         "chapter": job.name,
@@ -94,9 +107,11 @@ def freeze_chapter(root: Path, job: ChapterJob, print_: Fingerprint, seconds: fl
                  **mirror.as_dict()},
         "store": mirror.entries,
     }
+    if reproduced is not None:
+        record["reproduced"] = reproduced.as_dict()
     _write_record(root, profile, job.name, record)
     prune(root, profile)
-    return mirror
+    return Frozen(mirror, reproduced)
 
 
 def refreeze_prose(root: Path, profile: str, st: ChapterStatus) -> None:
@@ -353,11 +368,14 @@ def run_book(root: Path, profile: str, requested: Sequence[str] = (), force: boo
         prepare_runs(root, profile, job.name, item.status.depends_on, log)
 
     def after(job: ChapterJob, seconds: float, ran: Sequence[str], store: Sequence[str]) -> None:
-        mirror = freeze_chapter(root, job, prints[job.name], seconds, ran, store)
+        frozen = freeze_chapter(root, job, prints[job.name], seconds, ran, store)
+        mirror = frozen.mirror
         dropped = f"; dropped {', '.join(d['path'] for d in mirror.dropped)}" if mirror.dropped else ""
         log(f"  frozen into {freeze_dir(root, profile, job.name).relative_to(root)}: notebook and "
             f"{mirror.kept} run files, {mirror.bytes / 2**20:.1f} MB{dropped}; "
             f"{len(mirror.entries)} run-store entries")
+        if frozen.reproduced is not None:
+            log(f"  results: {frozen.reproduced.describe()}")
 
     if to_run:
         execute([p.job for p in to_run], root, log=log, before=before, after=after)
