@@ -44,6 +44,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check effgen tests bench
+	$(BIN)/mypy
 
 venv: $(STAMP)
 

@@ -50,6 +50,16 @@ def memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def place(module: ModuleT, device: torch.device) -> ModuleT:
+    """``module`` moved to ``device``, in the memory layout that is fastest there (``memory_format``)."""
+    # Module.to accepts memory_format at run time; PyTorch's type stubs do not declare it.
+    module.to(device=device, memory_format=memory_format(device))  # type: ignore[call-overload]
+    return module
+
+
 # glibc mallopt parameters, and the values that keep a training step's freed activations in the heap.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _KEPT_MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed mmap threshold (64-bit)

@@ -22,7 +22,7 @@ import statistics
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from scipy import stats as _scipy
 
@@ -154,7 +154,10 @@ def paired(a: Sequence[float], b: Sequence[float], level: float = LEVEL, alpha: 
                    level, alpha)
 
 
-def compare_seeds(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL,
+SeedKey = TypeVar("SeedKey", int, str)  # a seed as trained (int) or as read back from JSON (str)
+
+
+def compare_seeds(a: Mapping[SeedKey, float], b: Mapping[SeedKey, float], level: float = LEVEL,
                   alpha: float | None = None) -> Comparison:
     """Compare two settings given as {seed: value}: paired when both ran the same seeds, else Welch.
 

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from effgen import stats
-from effgen.book.paper import BY_KEY, LPIPS_SPREAD, PAPER_RETRAIN_RANGE
+from effgen.book.paper import BY_KEY, LPIPS_SPREAD, PAPER_RETRAIN_RANGE, paper_value
 from effgen.book.summary import (
     budget_note,
     chapter_ref,
@@ -146,7 +146,7 @@ def budget_rule(chapter: str, params_key: str, steps_key: str) -> Callable[[Metr
         params, steps = headline(metrics, chapter, params_key), headline(metrics, chapter, steps_key)
         if params is None or params.get("value") is None:
             return not_run(chapter)
-        counted, paper = int(params["value"]), int(BY_KEY[params_key].paper)
+        counted, paper = int(params["value"]), int(paper_value(params_key))
         run_steps = steps.get("value") if steps else None
         book = unbreakable(f"{counted:,}" + (f"; {int(run_steps):,} steps" if run_steps is not None else ""))
         limit = BY_KEY[params_key].limit
@@ -162,7 +162,7 @@ def test_accuracy(metrics: Metrics, device: Device = NO_DEVICE) -> Verdict:
     if not summary:
         return not_run("02-classifier")
     seeds = per_seed(summary)
-    paper = float(BY_KEY["cls_test_acc"].paper)
+    paper = paper_value("cls_test_acc")
     entry = headline(metrics, "02-classifier", "cls_test_acc") or {}
     book = unbreakable(_pct(summary["mean"], summary.get("std"), summary.get("n")) + flag_of(entry))
     low, high = PAPER_RETRAIN_RANGE
@@ -219,7 +219,8 @@ def _swish_on(model: str, results: Mapping[str, Any]) -> tuple[Outcome, float] |
     alpha = (1 - stats.LEVEL) / len(rivals)
     runner_up = max(rivals, key=lambda name: mean_of(rivals[name].values()))
     against = "; ".join(f"against {ACTIVATION_NAMES.get(name, name)}, {o.test}" for name, o in outcomes.items())
-    if any(t is not None and t.tested and t.diff < 0 and t.p < alpha for t in tests.values()):
+    if any(t is not None and t.tested and t.diff < 0 and t.p is not None and t.p < alpha
+           for t in tests.values()):
         outcome = Outcome(FAILS, test=against)
     elif all(o.verdict == HOLDS for o in outcomes.values()):
         outcome = Outcome(HOLDS, test=against)
@@ -280,9 +281,10 @@ def scalability(metrics: Metrics, device: Device = NO_DEVICE) -> Verdict:
     """C6: neither 20,000 steps nor a fourth IR block beats the tuned model (``no_gain``)."""
     runs = section(metrics, "02-classifier").get("runs") or {}
     tuned = per_seed(runs.get("tuned"))
-    changes = {"more steps": runs.get("long"), "a fourth block": runs.get("extra-block")}
-    if not tuned or not all(changes.values()):
+    longer, wider = runs.get("long"), runs.get("extra-block")
+    if not tuned or not longer or not wider:
         return not_run("02-classifier")
+    changes = {"more steps": longer, "a fourth block": wider}
     outcomes = {name: no_gain(per_seed(run), tuned) for name, run in changes.items()}
     book = "; ".join(_pct(run["mean"], run.get("std"), run.get("n")) + (f" {run['flag']}" if run.get("flag") else "")
                      for run in changes.values())

@@ -146,7 +146,7 @@ def start_chapter(name: str, profile: str, seed: int, device: str = "auto") -> C
     shell = ipython_shell()
     interactive = shell is not None and not parameters_injected()
     report: list[str] = []
-    if interactive:
+    if shell is not None and interactive:
         _show_effgen_errors_in_one_line(shell)
         report = _prepare_interactive_run(name, profile, shell.user_ns)
     folder = runs_dir(profile, name)

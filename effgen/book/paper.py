@@ -54,6 +54,14 @@ PAPER_NUMBERS: tuple[PaperNumber, ...] = (
 
 BY_KEY: dict[str, PaperNumber] = {n.key: n for n in PAPER_NUMBERS}
 
+
+def paper_value(key: str) -> float:
+    """The paper's number for ``key``; an error for a row the paper states without one."""
+    value = BY_KEY[key].paper
+    if value is None:
+        raise KeyError(f"the paper states no number for {key!r}")
+    return value
+
 # Statements of the paper that are not single numbers, and the spread it gives for its LPIPS.
 PAPER_RETRAIN_RANGE = (80.0, 85.0)  # "it typically fluctuates around 80% - 85%" when retrained
 LPIPS_SPREAD = 0.09  # "0.686 ± 0.09"

@@ -150,8 +150,9 @@ def training_seconds(folders: Mapping[str, Path], records: Mapping[str, Mapping[
     totals: dict[str, float] = {}
     for chapter, folder in folders.items():
         total = 0.0
-        entries = ((records or {}).get(chapter) or {}).get("store", []) if store is not None else []
-        histories = sorted(Path(folder).rglob("history.csv*")) + [Path(store) / e / "history.csv" for e in entries]
+        entries = ((records or {}).get(chapter) or {}).get("store", [])
+        histories = sorted(Path(folder).rglob("history.csv*")) + (
+            [Path(store) / e / "history.csv" for e in entries] if store is not None else [])
         for history in histories:
             if history.name not in ("history.csv", "history.csv.gz") or not history.is_file():
                 continue

@@ -43,8 +43,12 @@ class ConvNormActivation(nn.Sequential):
     convolution's backward pass runs in C (``effgen.kernels.depthwise``). Elsewhere it is the sequence.
     """
 
+    def __init__(self, conv: nn.Conv2d, norm: nn.BatchNorm2d, activation: nn.Module) -> None:
+        super().__init__(conv, norm, activation)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv, norm, activation = self
+        assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)  # what __init__ took
         return batch_norm_activation(depthwise_conv(x, conv), norm, activation)
 
 
@@ -63,7 +67,8 @@ class SqueezeExcite(nn.Module):
         self.gate = nn.Sigmoid()  # (N, 64) in (0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (fast := squeeze_excite(x, self)) is not None:  # the same layers, a faster backward (CPU)
+        # The same layers with a faster backward (CPU), where it applies.
+        if (fast := squeeze_excite(x, self.reduce, self.expand)) is not None:
             return fast
         n, c = x.shape[:2]
         weights = self.pool(x).flatten(1)  # (N, C)

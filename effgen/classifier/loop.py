@@ -46,7 +46,14 @@ from effgen.classifier.recipe import WeightEMA, augment_batch, lr_at
 from effgen.data.batches import InMemoryBatches
 from effgen.errors import CheckpointError, DataError, EffgenError, ParamsError
 from effgen.paths import CHECKPOINT_FILE, WEIGHTS_FILE
-from effgen.runtime import autocast, keep_freed_memory_on, memory_format, progress, seed_everything
+from effgen.runtime import (
+    autocast,
+    keep_freed_memory_on,
+    memory_format,
+    place,
+    progress,
+    seed_everything,
+)
 
 HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yml"
@@ -103,7 +110,7 @@ def _train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], va
     state = matching_checkpoint(Path(out_dir), config, fingerprint) if out_dir is not None else None
 
     fmt = memory_format(device)
-    model.to(device=device, memory_format=fmt)
+    place(model, device)
     keep_freed_memory_on(device)
     # One fused kernel for all ~60 parameter tensors instead of ~10 small ops each (same update).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
@@ -157,7 +164,7 @@ def _train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], va
                 on_epoch(epoch, dict(row))
     finally:
         bar.close()
-    if reused and out_dir is not None and not (Path(out_dir) / WEIGHTS_FILE).is_file():
+    if reused and state is not None and out_dir is not None and not (Path(out_dir) / WEIGHTS_FILE).is_file():
         # finished before runs wrote weights.pt, or stopped between its two last files
         atomic_torch_save(weights_payload(state), Path(out_dir) / WEIGHTS_FILE)
     model.eval()
@@ -303,7 +310,7 @@ def load_classifier(path: Path, device: torch.device | str = "cpu",
     if isinstance(step, int) and step < config.steps:
         warnings.warn(f"{path}: an unfinished run, stopped at step {step:,} of {config.steps:,}; its scores "
                       "are not the run's", UnfinishedRunWarning, stacklevel=2)
-    model.to(device=device, memory_format=memory_format(device)).eval()
+    place(model, device).eval()
     return model, config
 
 

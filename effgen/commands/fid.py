@@ -77,7 +77,7 @@ def load_side(spec: str, n: int | None, seed: int, device: Any, batch_size: int,
         count = n or DEFAULT_GENERATED
         images, sampling, extra = sample_saved_generator(path, count, seed, device,
                                                          None if sample_mode == "recorded" else sample_mode)
-        provenance = {"generator": str(path), "seed": seed, **sampling.as_dict(),
+        provenance: dict[str, Any] = {"generator": str(path), "seed": seed, **sampling.as_dict(),
                       **{k: extra[k] for k in ("recipe", "steps", "dataset") if k in extra}}
         features = inception_features(images, device, batch_size, desc=f"Inception: {path.name}")
         return FidStats.from_features(features, provenance), sampling.as_dict()

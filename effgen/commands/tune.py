@@ -70,7 +70,10 @@ def _tune(args: argparse.Namespace) -> int:
     check_space_budget(settings, source=str(path))
     device = pick_device(settings.device)
 
-    sizes = tuple(settings.addnist_sizes) if settings.addnist_sizes else None
+    sizes = None
+    if settings.addnist_sizes:  # three counts, validated with the settings
+        n_train, n_valid, n_test = settings.addnist_sizes
+        sizes = (n_train, n_valid, n_test)
     data = load_addnist(settings.addnist_source, seed=settings.seed, sizes=sizes)
     provenance = data.provenance
     note = " (a stand-in for official AddNIST)" if provenance.get("stand_in") else ""

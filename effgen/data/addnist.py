@@ -68,8 +68,8 @@ def cache_folder(source: str, seed: int, sizes: tuple[int, int, int] | None = No
     root = Path(root) if root is not None else data_root()
     if source == "official":
         return root / "addnist"
-    sizes = tuple(sizes or OFFICIAL_SIZES)
-    suffix = "" if sizes == OFFICIAL_SIZES else "-" + "-".join(str(n) for n in sizes)
+    chosen = tuple(sizes or OFFICIAL_SIZES)
+    suffix = "" if chosen == OFFICIAL_SIZES else "-" + "-".join(str(n) for n in chosen)
     return root / f"addnist-{source}-seed{seed}{suffix}"
 
 
@@ -178,12 +178,12 @@ def _explicit_reason(source: str) -> str:
 
 def _check_sizes(sizes: tuple[int, int, int] | None) -> tuple[int, int, int]:
     try:
-        sizes = tuple(int(n) for n in (sizes or OFFICIAL_SIZES))
+        counts = tuple(int(n) for n in (sizes or OFFICIAL_SIZES))
     except (TypeError, ValueError):
         raise DataError(f"AddNIST sizes must be three whole numbers (train, valid, test), not {sizes!r}") from None
-    if len(sizes) != 3 or min(sizes) < 1:
-        raise DataError(f"AddNIST sizes must be three positive counts (train, valid, test), not {sizes}")
-    return sizes  # type: ignore[return-value]
+    if len(counts) != 3 or min(counts) < 1:
+        raise DataError(f"AddNIST sizes must be three positive counts (train, valid, test), not {counts}")
+    return counts[0], counts[1], counts[2]
 
 
 def _load_one(source: str, root: Path | None, seed: int, sizes: tuple[int, int, int], download: bool,

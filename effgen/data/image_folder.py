@@ -7,6 +7,7 @@ when the tree changes. Images that are not 32x32 are centre-cropped and resized.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -61,8 +62,8 @@ def _images_in(folder: Path) -> list[Path]:
 def decode_image(path: Path) -> np.ndarray:
     """One file -> uint8 (3, 32, 32)."""
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
             if image.size != (SIDE, SIDE):
                 image = ImageOps.fit(image, (SIDE, SIDE), method=Image.Resampling.BICUBIC)
             return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
@@ -118,7 +119,7 @@ def _write_cache(paths: dict[str, Path], images: np.ndarray, labels: np.ndarray,
     try:
         paths[".json"].unlink(missing_ok=True)
         for suffix, array in (("-images.npy", images), ("-labels.npy", labels)):
-            atomic_write(paths[suffix], lambda tmp, array=array: _save_array(tmp, array))
+            atomic_write(paths[suffix], functools.partial(_save_array, array=array))
         text = json.dumps(meta)
         atomic_write(paths[".json"], lambda tmp: tmp.write_text(text))  # written last: it vouches for the arrays
     except OSError:

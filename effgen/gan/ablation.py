@@ -27,6 +27,7 @@ the same run folders.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from effgen.errors import ParamsError
 from effgen.gan.config import DECAY_SCHEDULES, GanConfig
@@ -51,7 +52,7 @@ def addition_on(config: GanConfig, addition: str) -> bool:
 
 def without(config: GanConfig, addition: str) -> GanConfig:
     """``config`` with ``addition`` switched off (unchanged if it was off)."""
-    changes = {
+    every: dict[str, dict[str, Any]] = {
         "hinge": {"loss": "logits_bce"} if config.loss == "hinge" else {},
         "spectral_norm": {"spectral_norm": False},
         "ttur": {"d_lr": config.g_lr},
@@ -59,7 +60,8 @@ def without(config: GanConfig, addition: str) -> GanConfig:
         "ema": {"ema_decay": 0.0, "ema_bn_passes": 0},
         "decay": ({"lr_schedule": "none", "lr_decay_start": 0, "lr_decay_end": 0}
                   if config.lr_schedule in DECAY_SCHEDULES else {}),
-    }[_checked(addition)]
+    }
+    changes = every[_checked(addition)]
     return dataclasses.replace(config, **changes)
 
 

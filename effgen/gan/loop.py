@@ -147,7 +147,7 @@ def _train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None, de
     trainer = Trainer(config, images, device, held_out)
     dataset = str((provenance or {}).get("dataset", ""))
     checkpoint = run_dir / "checkpoint.pt" if run_dir else None
-    if checkpoint and checkpoint.exists():
+    if run_dir and checkpoint and checkpoint.exists():
         # Onto the CPU whatever the device: RNG states must stay CPU ByteTensors (see checkpoints).
         state = read_checkpoint(checkpoint, "GAN checkpoint", CHECKPOINT_KEYS)
         try:
@@ -287,7 +287,7 @@ def _write_outputs(run: GanRun, keep_raw_generator: bool = True) -> None:
     if run.finished and savable_kind(run.generator) is not None:
         save_generator(run.generator, run.run_dir / "generator.pt", extra=generator_metadata(run))
         # The trained weights beside the EMA ones.
-        if keep_raw_generator and run.raw_generator is not run.generator:
+        if keep_raw_generator and run.raw_generator is not None and run.raw_generator is not run.generator:
             save_generator(run.raw_generator, run.run_dir / "generator-raw.pt",
                            extra={**generator_metadata(run), "weights": "raw"})
 

@@ -62,7 +62,7 @@ PILOT_CHANGES = {  # what each pilot changes, for the chapter's table
 
 def full_length_configs(seed: int = 0) -> dict[str, GanConfig]:
     """The pilots at the paper's 50,000 steps: what a winner's full run would be."""
-    held_then_linear = {"lr_schedule": "linear", "lr_decay_start": PAPER_STEPS // 2,
+    held_then_linear: dict[str, Any] = {"lr_schedule": "linear", "lr_decay_start": PAPER_STEPS // 2,
                         "lr_decay_end": PAPER_STEPS, "ema_decay": 0.999,
                         "ema_bn_passes": preset("rebalanced").ema_bn_passes}
     return {
@@ -81,7 +81,7 @@ def compressed(config: GanConfig, steps: int) -> GanConfig:
     def scaled(value: int) -> int:
         return max(1, round(value * scale))
 
-    decay = ({"lr_decay_start": round(config.lr_decay_start * scale),
+    decay: dict[str, Any] = ({"lr_decay_start": round(config.lr_decay_start * scale),
               "lr_decay_end": scaled(config.lr_decay_end)} if config.lr_decay_end else {})
     return dataclasses.replace(
         config, steps=steps, epoch_steps=scaled(config.epoch_steps), **decay,
@@ -119,7 +119,7 @@ def held_out_batch(dataset: str) -> torch.Tensor:
 def score(run: GanRun, reference: FidStats, n: int = N_FID,
           device: torch.device | str = "cpu", raw: bool = False) -> float:
     """FID of ``n`` images of the run's generator (its raw one with ``raw``) from fixed latents."""
-    generator = run.raw_generator if raw else run.generator
+    generator = run.raw_generator if raw and run.raw_generator is not None else run.generator
     fake = generated_images(generator, n, FID_SEED, device, run.config.output_range)
     assert run.run_dir is not None
     label = {"dataset": "pilot", "split": run.run_dir.name + ("-raw" if raw else "")}

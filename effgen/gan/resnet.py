@@ -108,7 +108,7 @@ class DiscriminatorBlock(nn.Module):
         if self.downsample:
             h = F.avg_pool2d(h, 2)  # (N, c_out, H/2, W/2)
         skip = x
-        if self.first:
+        if self.first and self.shortcut is not None:  # the image's block always has one: 3 channels in
             skip = self.shortcut(F.avg_pool2d(skip, 2))  # pool, then 1x1: (N, c_out, H/2, W/2)
         elif self.shortcut is not None:
             skip = self.shortcut(skip)  # (N, c_out, H, W)
@@ -147,4 +147,5 @@ def _init_(module: nn.Module) -> None:
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             residual = isinstance(layer, nn.Conv2d) and layer.kernel_size == (3, 3) and not name.endswith("out")
             nn.init.xavier_uniform_(layer.weight, gain=math.sqrt(2) if residual else 1.0)
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)

@@ -27,7 +27,7 @@ from effgen.gan.models import LATENT_DIM
 from effgen.gan.networks import build_models
 from effgen.gan.sampling import to_unit_range
 from effgen.gan.schedules import after_epoch, set_rates
-from effgen.runtime import ModelEma, keep_freed_memory_on, memory_format, seed_everything
+from effgen.runtime import ModelEma, keep_freed_memory_on, memory_format, place, seed_everything
 
 HISTORY_COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "lr_g", "lr_d")
 # Seeds of the separate CPU streams, offsets from config.seed: each stays reproducible alone.
@@ -58,8 +58,8 @@ class Trainer:
         # NHWC lets oneDNN pick faster convolution kernels on CPU (bench/bench_gan.py measures it).
         self.layout = memory_format(device)
         keep_freed_memory_on(device)
-        self.generator.to(device=device, memory_format=self.layout)
-        self.discriminator.to(device=device, memory_format=self.layout)
+        place(self.generator, device)
+        place(self.discriminator, device)
         betas = (config.beta1, config.beta2)
         # The fused kernel updates every tensor in one pass instead of ~10 ops per parameter tensor.
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.g_lr, betas=betas,

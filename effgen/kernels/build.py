@@ -66,6 +66,14 @@ def library() -> ctypes.CDLL | None:
     return _build() if _enabled else None
 
 
+def loaded() -> ctypes.CDLL:
+    """The built kernels, for code that ``takes`` has admitted: they are switched on and built."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError("effgen's C kernels were called, but they are switched off or not built here")
+    return lib
+
+
 def takes(x: torch.Tensor, *weights: torch.Tensor) -> ctypes.CDLL | None:
     """``library()`` if its kernels can read ``x`` and ``weights``, else None.
 
@@ -84,7 +92,8 @@ def _build() -> ctypes.CDLL | None:
     digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources]
     compiler = shutil.which(os.environ.get("CC") or "cc") or shutil.which("gcc")
     if compiler is None:
-        return _fall_back(f"no C compiler ({os.environ.get('CC') or 'cc or gcc'}) on PATH")
+        _fall_back(f"no C compiler ({os.environ.get('CC') or 'cc or gcc'}) on PATH")
+        return None
     key = hashlib.sha256("\n".join([*digests, *COMPILE_FLAGS]).encode()
                          + _compiler_version(compiler) + _cpu_identity()).hexdigest()[:16]
     built = _cache_dir() / f"effgen-kernels-{key}.so"
@@ -92,8 +101,9 @@ def _build() -> ctypes.CDLL | None:
         try:
             built.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            return _fall_back(f"cannot create the kernel cache {built.parent} ({err.strerror}); "
-                              "set EFFGEN_KERNEL_CACHE to a writable folder")
+            _fall_back(f"cannot create the kernel cache {built.parent} ({err.strerror}); "
+                       "set EFFGEN_KERNEL_CACHE to a writable folder")
+            return None
         # Linked to a temporary name and renamed: two processes building at once both succeed.
         # Compiling and linking are separate steps so that no math flag can bring a
         # process-wide floating-point mode into the link.
@@ -105,7 +115,8 @@ def _build() -> ctypes.CDLL | None:
                 atomic_write(built, lambda tmp: _run_compiler([compiler, "-shared", "-fopenmp", *map(str, objects),
                                                           "-lm", "-o", str(tmp)]))
             except _BuildError as err:
-                return _fall_back(str(err))
+                _fall_back(str(err))
+                return None
     lib = _declare(ctypes.CDLL(str(built)))
     PACKAGE_FILES_USED.update(str(path) for path in sources)
     return lib
@@ -143,7 +154,6 @@ def _fall_back(reason: str) -> None:
     warnings.warn(f"effgen.kernels.build: {reason}; PyTorch's own CPU kernels are used instead (slower, and "
                   "rounded differently: results agree to about 1e-3 relative, not bit for bit)", RuntimeWarning,
                   stacklevel=3)
-    return None
 
 
 def _cache_dir() -> Path:

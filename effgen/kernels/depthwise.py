@@ -44,7 +44,7 @@ class _Depthwise3x3(torch.autograd.Function):
         grad_y = grad_y.contiguous(memory_format=torch.channels_last)
         taps = weight.detach().reshape(c, 9).t().contiguous()  # (9, C): one row of C weights per tap
         grad_x, grad_taps = torch.empty_like(x), torch.empty(9, c)
-        cpu_kernels.library().depthwise3x3_backward(
+        cpu_kernels.loaded().depthwise3x3_backward(
             x.data_ptr(), grad_y.data_ptr(), taps.data_ptr(), grad_x.data_ptr(), grad_taps.data_ptr(),
             n, h, w, c, ctx.stride, torch.get_num_threads())
         return grad_x, grad_taps.t().reshape(c, 1, 3, 3), None

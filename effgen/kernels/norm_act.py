@@ -31,10 +31,14 @@ def batch_norm_activation(x: torch.Tensor, norm: nn.BatchNorm2d, activation: nn.
         return activation(norm(x))
     slope = float(getattr(activation, "negative_slope", 0.0))
     y, mean, var_unbiased = _BatchNormActivation.apply(x, norm.weight, norm.bias, norm.eps, code, slope)
+    tracked, running_mean, running_var = norm.num_batches_tracked, norm.running_mean, norm.running_var
+    momentum = norm.momentum
+    # _fits admitted only a norm that tracks running statistics with a momentum
+    assert tracked is not None and running_mean is not None and running_var is not None and momentum is not None
     with torch.no_grad():  # batch norm's own update in training mode, with its momentum
-        norm.num_batches_tracked.add_(1)
-        norm.running_mean.mul_(1 - norm.momentum).add_(mean, alpha=norm.momentum)
-        norm.running_var.mul_(1 - norm.momentum).add_(var_unbiased, alpha=norm.momentum)
+        tracked.add_(1)
+        running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+        running_var.mul_(1 - momentum).add_(var_unbiased, alpha=momentum)
     return y
 
 
@@ -54,7 +58,7 @@ class _BatchNormActivation(torch.autograd.Function):
         weight, bias = weight.detach().contiguous(), bias.detach().contiguous()
         y = torch.empty_like(x)  # channels_last, as x
         mean, invstd, var_unbiased = (torch.empty(channels) for _ in range(3))
-        cpu_kernels.library().bn_act_forward(
+        cpu_kernels.loaded().bn_act_forward(
             x.data_ptr(), y.data_ptr(), x.numel() // channels, channels, weight.data_ptr(), bias.data_ptr(),
             eps, code, slope, mean.data_ptr(), invstd.data_ptr(), var_unbiased.data_ptr(),
             torch.get_num_threads())
@@ -70,7 +74,7 @@ class _BatchNormActivation(torch.autograd.Function):
         channels = x.shape[1]
         grad_x = torch.empty_like(x)
         grad_weight, grad_bias = torch.empty(channels), torch.empty(channels)
-        cpu_kernels.library().bn_act_backward(
+        cpu_kernels.loaded().bn_act_backward(
             x.data_ptr(), grad_y.data_ptr(), grad_x.data_ptr(), x.numel() // channels, channels,
             weight.data_ptr(), bias.data_ptr(), mean.data_ptr(), invstd.data_ptr(), ctx.code, ctx.slope,
             grad_weight.data_ptr(), grad_bias.data_ptr(), torch.get_num_threads())

@@ -17,19 +17,20 @@ from torch import nn
 from effgen.kernels import build as cpu_kernels
 
 
-def squeeze_excite(x: torch.Tensor, se: nn.Module) -> torch.Tensor | None:
-    """``se(x)`` for ``effgen.classifier.layers.SqueezeExcite``, (N, C, H, W) -> (N, C, H, W), with the C backward.
+def squeeze_excite(x: torch.Tensor, reduce: nn.Linear, expand: nn.Linear) -> torch.Tensor | None:
+    """SE's gating with its two linear layers, (N, C, H, W) -> (N, C, H, W), with the C backward: the
+    forward of ``effgen.classifier.layers.SqueezeExcite``.
 
-    None where it does not apply (no gradient wanted, another device or layout, no kernels):
+    None where it does not apply (no gradient wanted, biases, another device or layout, no kernels):
     the module then runs its own layers.
     """
-    if not _fits(se) or cpu_kernels.takes(x, se.reduce.weight, se.expand.weight) is None:
+    if not _fits(reduce, expand) or cpu_kernels.takes(x, reduce.weight, expand.weight) is None:
         return None
-    return _SqueezeExcite.apply(x, se.reduce.weight, se.expand.weight)
+    return _SqueezeExcite.apply(x, reduce.weight, expand.weight)
 
 
-def _fits(se: nn.Module) -> bool:
-    return torch.is_grad_enabled() and se.reduce.bias is None and se.expand.bias is None
+def _fits(reduce: nn.Linear, expand: nn.Linear) -> bool:
+    return torch.is_grad_enabled() and reduce.bias is None and expand.bias is None
 
 
 class _SqueezeExcite(torch.autograd.Function):
@@ -49,7 +50,7 @@ class _SqueezeExcite(torch.autograd.Function):
         x, means, hidden, gate, reduce, expand = ctx.saved_tensors
         n, c, h, w = x.shape
         grad_y = grad_y.contiguous(memory_format=torch.channels_last)
-        library, threads = cpu_kernels.library(), torch.get_num_threads()
+        library, threads = cpu_kernels.loaded(), torch.get_num_threads()
         grad_gate = torch.empty(n, c)
         library.channel_scale_gate_grad(x.data_ptr(), grad_y.data_ptr(), grad_gate.data_ptr(), n, h * w, c,
                                         threads)

@@ -243,10 +243,10 @@ def frechet_distance(a: FidStats, b: FidStats, method: str = "auto") -> float:
         return float(calculate_frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
     if method != "exact-small-n":
         raise ValueError(f"unknown FID method {method!r}")
-    if not have_features:
+    if a.features is None or b.features is None:
         raise DataError("the exact small-n FID needs the features of both sides, not only mu and sigma")
-    small, other = (a, b) if len(a.features) <= len(b.features) else (b, a)
-    trace = _trace_sqrt_product_small(small.features, other.features)
+    small, other = (a.features, b.features) if len(a.features) <= len(b.features) else (b.features, a.features)
+    trace = _trace_sqrt_product_small(small, other)
     diff = a.mu - b.mu
     return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2 * trace)
 

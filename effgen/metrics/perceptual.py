@@ -151,6 +151,7 @@ def embed(model, images01: torch.Tensor, normalisation: Normalisation = "lpips",
         if out is None:
             out = np.empty((len(images01), block.shape[1]), dtype=np.float32)
         out[start:start + len(block)] = block
+    assert out is not None  # at least one image, checked above
     return out
 
 
@@ -298,7 +299,7 @@ def _read_cache(path: Path, array: str, shape: tuple[int, ...],
 def _write_cache(path: Path, meta: Mapping[str, Any], **arrays: np.ndarray) -> None:
     def save(tmp: Path) -> None:
         with tmp.open("wb") as handle:  # a handle: given a name, np.savez would append ".npz" to it
-            np.savez(handle, meta=np.array(json.dumps(dict(meta))), **arrays)
+            np.savez(handle, allow_pickle=False, meta=np.array(json.dumps(dict(meta))), **arrays)
 
     atomic_write(path, save)
 

@@ -34,6 +34,7 @@ from effgen.tuning.study import (
     make_pruner,
     open_study,
     run_worker,
+    trial_value,
 )
 
 Split = tuple[Tensor, Tensor]
@@ -185,14 +186,14 @@ def confirm_top(study: optuna.Study, settings: TuningSettings, k: int, steps: in
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise EffgenError(f"study {study.study_name!r} has no complete trial yet; run more trials")
-    ranked = sorted(complete, key=lambda t: (-t.value, t.number))[:max(1, k)]
+    ranked = sorted(complete, key=lambda t: (-trial_value(t), t.number))[:max(1, k)]
     confirmed = []
     for trial in ranked:
         config = ClassifierConfig.from_dict({**settings.base_config(), **trial.params, "steps": int(steps),
                                              "steps_per_epoch": steps_per_epoch or settings.steps_per_epoch})
         folder = Path(out_dir) / f"trial{trial.number}-steps{steps}-{config_tag(config)}"
         result = train_classifier(config, train, valid, device, out_dir=folder)
-        confirmed.append(Confirmed(trial.number, float(trial.value), result.final_val_acc, config))
+        confirmed.append(Confirmed(trial.number, trial_value(trial), result.final_val_acc, config))
     return sorted(confirmed, key=lambda c: (-c.val_acc, c.trial))
 
 

@@ -129,7 +129,9 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         path = Path(spec.target)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         except OSError as err:
             raise ParamsError(f"storage {spec.describe()}: cannot open: {err}") from None
     check_driver(spec)

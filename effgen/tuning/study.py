@@ -201,9 +201,16 @@ def count_claimed(study: optuna.Study, before: int | None = None) -> int:
     return len(trials) if before is None else sum(t.number < before for t in trials)
 
 
+def trial_value(trial: FrozenTrial) -> float:
+    """A complete trial's objective value (Optuna types it optional: running and failed trials have none)."""
+    if trial.value is None:
+        raise EffgenError(f"trial {trial.number} ({trial.state.name}) has no value")
+    return trial.value
+
+
 def stored_rounds(study: optuna.Study, plan: RoundPlan) -> list[Round]:
     attrs = study.user_attrs
-    rounds = []
+    rounds: list[Round] = []
     while (attr := attrs.get(ROUND_ATTR.format(len(rounds)))) is not None:
         rounds.append(Round.from_attr(attr, plan.space))
     return rounds
@@ -212,8 +219,8 @@ def stored_rounds(study: optuna.Study, plan: RoundPlan) -> list[Round]:
 def next_round(previous: Round, trials: Sequence[FrozenTrial], rule: NarrowingRule) -> Round:
     """Narrow ``previous`` around its best complete trials (ordered by trial number)."""
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
-    best = [complete[i].number for i in top_trials([t.value for t in complete], rule)]
-    space = narrow(previous.space, [(t.params, t.value) for t in complete], rule)
+    best = [complete[i].number for i in top_trials([trial_value(t) for t in complete], rule)]
+    space = narrow(previous.space, [(t.params, trial_value(t)) for t in complete], rule)
     return Round(previous.index + 1, space, tuple(best))
 
 

@@ -16,6 +16,7 @@ Running it again finds nothing left to adopt.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -94,7 +95,7 @@ def adopt_legacy_runs(root: Path, profile: str, log: Callable[[str], None] = pri
         if has_run(target) and progress(target) >= best.done:
             report.kept.append(entry)
         else:
-            atomic_folder(target, lambda scratch, run=best: _write_entry(run, scratch))
+            atomic_folder(target, functools.partial(_write_entry, best))
             report.adopted[entry] = best.folder.relative_to(root).as_posix()
     frozen_by_chapter: dict[str, set[str]] = {}
     for run in (run for found in copies.values() for run in found if run.frozen):

@@ -102,7 +102,7 @@ def run_queue(queue: list[Job], workers: int, done: set[str], logs: Path, env: d
 
     Returns (done, failed): a job that exits non-zero fails, and so does every job that needs it.
     """
-    done, failed = set(done), set()
+    done, failed = set(done), set[str]()
     waiting = [job for job in queue if job.name not in done]
     running: dict[str, subprocess.Popen[bytes]] = {}
     while waiting or running:

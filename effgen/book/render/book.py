@@ -94,7 +94,7 @@ def read_book(config: BookConfig, executed_dir: Path) -> Book:
 def _chapter_markdown(config: BookConfig, source: str, path: Path, executed: bool, images: ImageStore) -> str:
     if source.endswith(MARKDOWN_SUFFIXES):  # prose pages: nothing to execute
         return path.read_text(encoding="utf-8")
-    notebook = read_notebook(path, source)
+    notebook: dict[str, Any] = read_notebook(path, source)
     if not executed:
         warnings.warn(f"{source} has no executed copy in this build; rendering its source without outputs",
                       RenderWarning, stacklevel=3)

@@ -52,7 +52,7 @@ def load_config(root: Path) -> BookConfig:
     for chapter in chapters:
         if not chapter.endswith(NOTEBOOK_SUFFIXES + MARKDOWN_SUFFIXES):
             raise RenderError(f"{path}: chapter {chapter!r} is neither a notebook (.ipynb) nor Markdown (.md, .qmd)")
-    execute = data.get("execute") if isinstance(data.get("execute"), dict) else {}
+    execute: dict[str, Any] = data["execute"] if isinstance(data.get("execute"), dict) else {}
     return BookConfig(
         root=root,
         title=_text(book.get("title") or data.get("title") or root.name),

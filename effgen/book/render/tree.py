@@ -56,7 +56,7 @@ def raw_inline(fmt: str, text: str) -> Node:
 
 def node_attr(node: Node) -> Attr | None:
     """The attribute of a node that has one (Div, Header, Figure, Table, Image, Span, CodeBlock...)."""
-    t, c = node.get("t"), node.get("c")
+    t, c = node.get("t"), node.get("c", [])
     if t in ("Div", "Span", "Figure", "Table", "CodeBlock", "Code"):
         return c[0]
     if t == "Header":
