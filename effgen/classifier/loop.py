@@ -48,6 +48,7 @@ from effgen.errors import CheckpointError, DataError, EffgenError, ParamsError
 from effgen.paths import CHECKPOINT_FILE, WEIGHTS_FILE
 from effgen.runtime import (
     autocast,
+    flush_denormals,
     keep_freed_memory_on,
     memory_format,
     place,
@@ -91,7 +92,7 @@ def train_classifier(config: ClassifierConfig, train: tuple[Tensor, Tensor], val
     One process at a time trains in ``out_dir`` (``effgen.checkpoints.exclusive_run``); another
     one fails at once, or with ``wait`` (a run-store entry two chapters need) waits, then reuses it.
     """
-    with exclusive_run(out_dir, wait=wait):
+    with exclusive_run(out_dir, wait=wait), flush_denormals():
         return _train_classifier(config, train, valid, device, out_dir, on_epoch)
 
 
@@ -248,14 +249,15 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device,
     model.eval()
     predictions, loss_sum = [], 0.0
     try:
-        for start in range(0, len(y), batch_size):
-            xb = x[start:start + batch_size].to(device).contiguous(memory_format=fmt)
-            yb = y[start:start + batch_size].to(device)
-            with autocast(device):
-                logits = model(xb)
-            logits = logits.float()
-            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-            predictions.append(logits.argmax(1).cpu())
+        with flush_denormals():
+            for start in range(0, len(y), batch_size):
+                xb = x[start:start + batch_size].to(device).contiguous(memory_format=fmt)
+                yb = y[start:start + batch_size].to(device)
+                with autocast(device):
+                    logits = model(xb)
+                logits = logits.float()
+                loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+                predictions.append(logits.argmax(1).cpu())
     finally:
         model.train(was_training)
     predicted = torch.cat(predictions)
