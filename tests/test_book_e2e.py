@@ -33,6 +33,7 @@ from effgen.gan import (
     run_folder,
     saved_generators,
 )
+from effgen.gan.winner import TARGET_FID
 from effgen.metrics import inception_weights as iw
 from effgen.tuning import load_best
 
@@ -236,6 +237,8 @@ def test_generated_sentences_follow_the_data(smoke_book: Path) -> None:
         gap = winner["fid_vs_corrected"]
         assert ("does not beat the corrected DCGAN" in prose) == (gap >= 0)
         assert f"reaches an FID of **{winner['fid']:.1f}**" in prose
+        goal = "reaches it." if winner["fid"] <= TARGET_FID else f"misses it by {winner['fid'] - TARGET_FID:.1f}."
+        assert f"an FID of {TARGET_FID:.0f} or lower" in prose and goal in prose
         removals = winner["ablation"]["removals"]
         worse = sum(change > 0 for change in removals.values())
         assert f"{worse} of the {len(removals)} removals make the FID worse" in prose
