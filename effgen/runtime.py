@@ -59,10 +59,11 @@ _flushing = 0  # depth of nested flush_denormals blocks
 def flush_denormals() -> Iterator[None]:
     """Inside the block, CPU arithmetic treats subnormal floats (magnitude below 1.2e-38) as zero.
 
-    Weight decay shrinks the weights a run stops using towards zero geometrically, through the
+    Long high-rate runs with weight decay leave the weights of channels they stopped using in the
     subnormal range, where each floating-point operation on x86 takes a slow microcode path. Measured
-    here: after 6,000 steps at lr 1e-2 with weight decay, 9 % of the paper model's weights were
-    subnormal, and one training step took 0.92 s instead of 0.21 s (validation likewise ~4x slower).
+    here: after 6,000 steps at lr 1e-2, 9 % of the paper model's values were subnormal, and one training
+    step from that checkpoint took 0.92 s instead of 0.21 s flushed; ``bench/bench_denormals.py`` times
+    committed weights of that kind (a step 1.6-1.75x slower than a fresh model's unless flushed).
     Flushing changes only values already within 1.2e-38 of zero. Blocks nest; PyTorch's default
     (subnormals kept) returns when the outermost one ends.
     """
