@@ -63,8 +63,8 @@ PILOT_CHANGES = {  # what each pilot changes, for the chapter's table
 def full_length_configs(seed: int = 0) -> dict[str, GanConfig]:
     """The pilots at the paper's 50,000 steps: what a winner's full run would be."""
     held_then_linear: dict[str, Any] = {"lr_schedule": "linear", "lr_decay_start": PAPER_STEPS // 2,
-                        "lr_decay_end": PAPER_STEPS, "ema_decay": 0.999,
-                        "ema_bn_passes": preset("rebalanced").ema_bn_passes}
+                                        "lr_decay_end": PAPER_STEPS, "ema_decay": 0.999,
+                                        "ema_bn_passes": preset("rebalanced").ema_bn_passes}
     return {
         "P0": preset("corrected", seed=seed),
         "P1": preset("corrected", seed=seed, **held_then_linear),
@@ -82,7 +82,7 @@ def compressed(config: GanConfig, steps: int) -> GanConfig:
         return max(1, round(value * scale))
 
     decay: dict[str, Any] = ({"lr_decay_start": round(config.lr_decay_start * scale),
-              "lr_decay_end": scaled(config.lr_decay_end)} if config.lr_decay_end else {})
+                              "lr_decay_end": scaled(config.lr_decay_end)} if config.lr_decay_end else {})
     return dataclasses.replace(
         config, steps=steps, epoch_steps=scaled(config.epoch_steps), **decay,
         # fewer steps than GRIDS: one grid, at the end (an EMA pilot re-estimates BatchNorm for each)
