@@ -146,7 +146,8 @@ def _train_gan(config: GanConfig, images: torch.Tensor, run_dir: Path | None, de
             return frozen
     trainer = Trainer(config, images, device, held_out)
     dataset = str((provenance or {}).get("dataset", ""))
-    if run_dir is not None and (checkpoint := Path(run_dir) / "checkpoint.pt").exists():
+    checkpoint = run_dir / "checkpoint.pt" if run_dir else None  # None: nothing is saved
+    if run_dir and checkpoint and checkpoint.exists():
         # Onto the CPU whatever the device: RNG states must stay CPU ByteTensors (see checkpoints).
         state = read_checkpoint(checkpoint, "GAN checkpoint", CHECKPOINT_KEYS)
         try:
