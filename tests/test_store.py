@@ -171,6 +171,28 @@ def test_prune_removes_only_the_entries_no_record_and_no_snapshot_lists(book: Pa
     assert {p.name for p in store.iterdir()} == {runs[0].out_dir.name, later.out_dir.name}
 
 
+def test_retiring_the_snapshot_drops_what_no_chapter_lists_once_every_chapter_is_frozen(
+        book: Path, capsys: pytest.CaptureFixture) -> None:
+    runs, _ = chapter_runs("01-first", [0, 1])
+    freeze.snapshot(book, PROFILE, log=lambda _: None)  # both seeds kept while chapter 01 is not frozen
+    _, used = chapter_runs("01-first", [0])
+    freeze_as_executed(book, "01-first", used)  # its record lists seed 0 only; the snapshot still keeps seed 1
+    store = book / "_freeze" / PROFILE / "store"
+    assert {p.name for p in (store / "classifier").iterdir()} == {runs[0].out_dir.name, runs[1].out_dir.name}
+    capsys.readouterr()
+    assert main(["snapshot", "--profile", PROFILE, "--retire"]) != 0  # chapter 02 was never executed
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "not frozen and current: 02-second" in error[0]
+    assert (store / "snapshot.json").is_file()
+    freeze_as_executed(book, "02-second", [])
+    assert main(["snapshot", "--profile", PROFILE, "--retire"]) == 0
+    assert "snapshot retired: 1 run-store entries" in capsys.readouterr().out
+    assert {p.name for p in (store / "classifier").iterdir()} == {runs[0].out_dir.name}
+    assert not (store / "snapshot.json").exists()
+    assert (runs[1].out_dir / "weights.pt").is_file()  # the live run store keeps it
+    assert {s.state for s in status(book, PROFILE)} == {"frozen"}
+
+
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])
 

@@ -125,6 +125,13 @@ def _snapshot(args: argparse.Namespace) -> int:
     check_profile(args.profile)
     root = project_root()
     plan(root, args.profile, args.chapters)
+    if args.retire:
+        from effgen.book.freeze import retire_snapshot
+
+        if args.chapters or args.adopt_legacy_runs:
+            raise ParamsError("--retire takes no chapters and no --adopt-legacy-runs: it acts on the whole profile")
+        retire_snapshot(root, args.profile)
+        return 0
     if args.adopt_legacy_runs:
         from effgen.book.freeze.migrate import adopt_legacy_runs
 
@@ -185,4 +192,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     snap.add_argument("--adopt-legacy-runs", action="store_true",
                       help="first move the classifier runs kept per chapter before the run store "
                            "(<label>-seed<N>-<key>, live and frozen) into runs/PROFILE/store/, once")
+    snap.add_argument("--retire", action="store_true",
+                      help="once every chapter is frozen and current: drop the snapshot, and the frozen "
+                           "run-store entries no chapter lists (runs/ keeps them)")
     snap.set_defaults(func=_snapshot)

@@ -47,6 +47,7 @@ from effgen.book.freeze.plan import (
     plan_run,
     prepare_runs,
     refreeze_prose,
+    retire_snapshot,
     run_book,
     snapshot,
 )
@@ -77,7 +78,7 @@ __all__ = [
     "MirrorReport", "Planned", "StoreReport", "check_entry", "depends_on", "describe_plan", "execution_digest", "source_digest",
     "filter_run_file", "fingerprint", "freeze_entries", "frozen_store", "live_store", "format_status", "freeze_chapter", "freeze_dir", "library_digests", "mark_stale_in_build",
     "notebook_digest", "params_digest", "place_frozen_notebooks", "place_new_prose", "plan_run",
-    "prepare_runs", "prune", "read_record", "read_snapshot", "refreeze_prose", "refuse_damaged", "run_book", "runs_folder",
+    "prepare_runs", "prune", "read_record", "read_snapshot", "refreeze_prose", "retire_snapshot", "refuse_damaged", "run_book", "runs_folder",
     "size_report", "snapshot", "snapshot_entries", "status", "sync_mirror", "thaw", "thaw_entries",
     "thaw_snapshot",
 ]

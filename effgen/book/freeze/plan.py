@@ -40,6 +40,7 @@ from effgen.book.freeze.status import (
     status,
 )
 from effgen.book.freeze.store import (
+    SNAPSHOT_FILE,
     freeze_entries,
     frozen_store,
     live_store,
@@ -49,6 +50,7 @@ from effgen.book.freeze.store import (
     write_if_changed,
 )
 from effgen.book.runner import ChapterJob, chapter_name, execute, execution_order, plan
+from effgen.errors import EffgenError
 
 
 def _now() -> str:
@@ -172,6 +174,28 @@ def snapshot(root: Path, profile: str, requested: Sequence[str] = (),
     for line in size_report(root, profile):
         log(line)
     return done
+
+
+def retire_snapshot(root: Path, profile: str, log: Callable[[str], None] = print) -> list[str]:
+    """Once every chapter is frozen and current, no work in progress is left for the snapshot to carry:
+    remove ``snapshot.json`` and prune the frozen run-store entries that no chapter's record lists.
+
+    ``runs/`` is not touched, so nothing trained here is lost. Returns the entries pruned.
+    """
+    root = Path(root)
+    statuses = status(root, profile)
+    refuse_damaged(statuses)
+    if open_ := [st.name for st in statuses if st.state != "frozen"]:
+        raise EffgenError(f"the snapshot still carries work: not frozen and current: {', '.join(open_)} "
+                          f"(effgen run --profile {profile} first)")
+    store = frozen_store(root, profile)
+    before = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) if store.is_dir() else 0
+    (store / SNAPSHOT_FILE).unlink(missing_ok=True)
+    pruned = prune(root, profile)
+    after = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) if store.is_dir() else 0
+    log(f"snapshot retired: {len(pruned)} run-store entries no chapter lists were removed from "
+        f"{store.relative_to(root)} ({(before - after) / 2**20:.1f} MB); runs/ keeps them")
+    return pruned
 
 
 def prepare_runs(root: Path, profile: str, chapter: str, upstream: Sequence[str],
