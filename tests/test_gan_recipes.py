@@ -46,6 +46,7 @@ from effgen.gan.pilots import (
     pilot_configs,
     pilot_folder,
 )
+from effgen.gan.schedules import annealed_by, decay_factor
 from effgen.gan.trainer import Trainer
 from effgen.metrics import inception_weights as iw
 
@@ -144,6 +145,15 @@ def test_linear_and_cosine_rates_in_closed_form() -> None:
     # StepLR schedules and a constant one are as before.
     assert lr_at(6_000, PRESETS["corrected"])[0] == pytest.approx(7.508e-4 * 0.2078)
     assert lr_at(40_000, PRESETS["modern"]) == (2e-4, 4e-4)
+
+
+def test_annealed_by_is_the_first_step_below_a_share_of_the_base_rate() -> None:
+    linear = preset("corrected", lr_schedule="linear", lr_decay_start=100, lr_decay_end=200, steps=300)
+    assert annealed_by(linear, 0.5) == 151 and annealed_by(linear) == 200  # 199 still has 1 %
+    steplr = PRESETS["corrected"]
+    step = annealed_by(steplr)
+    assert step is not None and decay_factor(step, steplr) < 0.01 <= decay_factor(step - 1, steplr)
+    assert annealed_by(PRESETS["modern"]) is None  # a constant rate never anneals
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])

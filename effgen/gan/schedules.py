@@ -19,6 +19,7 @@ the two equal to 1e-12.
 """
 from __future__ import annotations
 
+import bisect
 import math
 
 import torch
@@ -55,6 +56,15 @@ def lr_at(step: int, config: GanConfig) -> tuple[float, float]:
     """(generator, discriminator) learning rates used by step ``step`` (0-based)."""
     factor = decay_factor(step, config)
     return config.g_lr * factor, config.d_lr * factor
+
+
+def annealed_by(config: GanConfig, share: float = 0.01) -> int | None:
+    """The first step whose rates are below ``share`` of the base rates; None if no step's are.
+
+    Every schedule here only ever lowers the rates, so the first such step is found by bisection.
+    """
+    step = bisect.bisect_left(range(config.steps), True, key=lambda s: decay_factor(s, config) < share)
+    return step if step < config.steps else None
 
 
 def set_rates(step: int, config: GanConfig, optimisers: tuple[torch.optim.Optimizer, ...]) -> None:
