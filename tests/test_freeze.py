@@ -636,6 +636,23 @@ def test_the_committed_paper_book_renders_without_a_warning(tmp_path: Path,
     assert (tmp_path / "_build/paper/book/index.html").is_file()
 
 
+def test_the_committed_paper_book_shows_readers_no_machine_noise() -> None:
+    """Outputs of the frozen chapters that are current hold no absolute path, download error or timestamp
+    (metrics.json keeps those); a stale chapter shows its older execution until it runs again."""
+    from test_claims import NOISE
+
+    repo = Path(__file__).resolve().parents[1]
+    current = [st.name for st in status(repo, "paper") if st.state == "frozen"]
+    assert current, "no chapter of the committed paper book is frozen and current"
+    for name in current:
+        notebook = json.loads((repo / "_freeze/paper" / name / "notebook.ipynb").read_text())
+        # The text readers see: streams and text/* data (images are base64 and may hold any letters).
+        text = json.dumps([[output.get("text"), {mime: value for mime, value in output.get("data", {}).items()
+                                                 if mime.startswith("text/")}]
+                           for cell in notebook["cells"] for output in cell.get("outputs", [])])
+        assert not [noise for noise in NOISE if noise in text], name
+
+
 # ---------------------------------------------------------------- a damaged freeze is never run over
 
 def _snapshot_of(folder: Path) -> dict[str, bytes]:
