@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -81,3 +82,10 @@ def _few_threads() -> None:
 
     torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // WORKERS)))
 
+
+def reader_text(notebook: dict) -> str:
+    """What readers see of an executed notebook's outputs: streams and text/* data, as one string
+    (images are base64 and may hold any letters)."""
+    return json.dumps([[output.get("text"), {mime: value for mime, value in output.get("data", {}).items()
+                                             if mime.startswith("text/")}]
+                       for cell in notebook["cells"] for output in cell.get("outputs", [])])

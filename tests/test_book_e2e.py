@@ -22,7 +22,7 @@ import optuna
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, reader_text
 
 from effgen.book.runner import book_notebooks, chapter_name
 from effgen.gan import (
@@ -147,6 +147,15 @@ def test_every_chapter_executes_and_writes_metrics(smoke_book: Path) -> None:
             metrics = json.loads((smoke_book / "runs/smoke" / chapter_name(notebook) / "metrics.json").read_text())
             assert metrics["provenance"]["profile"] == "smoke"
             assert metrics["provenance"]["seed"] is not None
+
+
+def test_no_chapter_shows_readers_machine_noise(smoke_book: Path) -> None:
+    """No absolute path, download error or timestamp in what a chapter shows (metrics.json keeps them)."""
+    from test_claims import NOISE
+
+    for notebook in book_notebooks(smoke_book):
+        text = reader_text(json.loads((smoke_book / "_build/smoke" / notebook).read_text()))
+        assert not [noise for noise in NOISE if noise in text], notebook
 
 
 def test_book_renders_to_html_and_pdf(smoke_book: Path) -> None:

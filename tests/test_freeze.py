@@ -14,7 +14,7 @@ import nbformat
 import numpy as np
 import pytest
 import torch
-from conftest import write_notebook
+from conftest import reader_text, write_notebook
 
 from effgen import checkpoints
 from effgen.book import freeze
@@ -645,11 +645,7 @@ def test_the_committed_paper_book_shows_readers_no_machine_noise() -> None:
     current = [st.name for st in status(repo, "paper") if st.state == "frozen"]
     assert current, "no chapter of the committed paper book is frozen and current"
     for name in current:
-        notebook = json.loads((repo / "_freeze/paper" / name / "notebook.ipynb").read_text())
-        # The text readers see: streams and text/* data (images are base64 and may hold any letters).
-        text = json.dumps([[output.get("text"), {mime: value for mime, value in output.get("data", {}).items()
-                                                 if mime.startswith("text/")}]
-                           for cell in notebook["cells"] for output in cell.get("outputs", [])])
+        text = reader_text(json.loads((repo / "_freeze/paper" / name / "notebook.ipynb").read_text()))
         assert not [noise for noise in NOISE if noise in text], name
 
 
