@@ -280,6 +280,13 @@ def unpacked(relative: Path) -> Path:
     return relative.with_suffix("") if packed else relative
 
 
+def read_unpacked(path: Path) -> bytes:
+    """A mirror file's bytes as its run folder holds them: a packed FILE.csv.gz (or .json.gz, .npy.gz)
+    gunzipped, any other file as it is."""
+    data = path.read_bytes()
+    return gzip.decompress(data) if unpacked(Path(path.name)).name != path.name else data
+
+
 def copy_unpacked(source: Path, dest: Path) -> bool:
     """Copy ``source`` to ``dest`` atomically, gunzipping a packed mirror file (FILE.csv.gz).
 
@@ -288,10 +295,7 @@ def copy_unpacked(source: Path, dest: Path) -> bool:
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(dest)
-    if unpacked(Path(source.name)).name != source.name:
-        tmp.write_bytes(gzip.decompress(source.read_bytes()))
-    else:
-        shutil.copyfile(source, tmp)
+    tmp.write_bytes(read_unpacked(source))
     if dest.exists():
         tmp.unlink()
         return False

@@ -5,7 +5,6 @@ with their budgets. Each is built from the chapters' ``metrics.json`` and freeze
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import math
@@ -27,6 +26,7 @@ from effgen.book.summary import (
     with_spread,
 )
 from effgen.budget import CLASSIFIER_LIMITS, GAN_LIMITS, Limits
+from effgen.checkpoints import read_unpacked
 
 DEVICE_RESULTS = Path("bench") / "device" / "results"
 
@@ -167,8 +167,7 @@ def training_seconds(folders: Mapping[str, Path], records: Mapping[str, Mapping[
 
 
 def _history_seconds(path: Path) -> float:
-    raw = path.read_bytes()
-    text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8", "replace")
+    text = read_unpacked(path).decode("utf-8", "replace")
     rows = csv.DictReader(io.StringIO(text))
     return sum(float(row["seconds"]) for row in rows if row.get("seconds"))
 

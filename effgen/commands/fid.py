@@ -78,7 +78,7 @@ def load_side(spec: str, n: int | None, seed: int, device: Any, batch_size: int,
         images, sampling, extra = sample_saved_generator(path, count, seed, device,
                                                          None if sample_mode == "recorded" else sample_mode)
         provenance: dict[str, Any] = {"generator": str(path), "seed": seed, **sampling.as_dict(),
-                      **{k: extra[k] for k in ("recipe", "steps", "dataset") if k in extra}}
+                                      **{k: extra[k] for k in ("recipe", "steps", "dataset") if k in extra}}
         features = inception_features(images, device, batch_size, desc=f"Inception: {path.name}")
         return FidStats.from_features(features, provenance), sampling.as_dict()
     from effgen.data import images as load_images

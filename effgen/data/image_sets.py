@@ -70,8 +70,9 @@ def images(name: str, split: str = "train", root: Path | None = None, download: 
                         f"or folder:/path/to/tree")
     tensor = torch.from_numpy(raw.images).float().div_(127.5).sub_(1.0)
     labels = torch.from_numpy(raw.labels.astype(np.int64)) if raw.labels is not None else None
-    provenance: dict[str, Any] = {"dataset": name, "requested": name, "stand_in": False, "reason": "", "split": split,
-                  "detail": f"{len(tensor):,} {split} images from {raw.where}", "jpeg": raw.jpeg}
+    provenance: dict[str, Any] = {"dataset": name, "requested": name, "stand_in": False, "reason": "",
+                                  "split": split, "detail": f"{len(tensor):,} {split} images from {raw.where}",
+                                  "jpeg": raw.jpeg}
     if raw.jpeg:
         provenance["detail"] += (". The files are JPEG-compressed, so their pixels are not the published "
                                  "dataset's, and FIDs against them compare only with each other")

@@ -17,7 +17,6 @@ Running it again finds nothing left to adopt.
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import json
 import re
@@ -37,11 +36,13 @@ from effgen.checkpoints import (
     config_key,
     exclusive_run,
     read_checkpoint,
+    read_unpacked,
+    unpacked,
 )
 from effgen.classifier.experiments import STORE_KIND
 from effgen.classifier.loop import weights_payload
 from effgen.errors import EffgenError
-from effgen.paths import CHECKPOINT_FILE, GZIP_SUFFIXES, RUNS_MIRROR, STORE_DIR, WEIGHTS_FILE
+from effgen.paths import CHECKPOINT_FILE, RUNS_MIRROR, STORE_DIR, WEIGHTS_FILE
 
 LEGACY_RUN = re.compile(r".+-seed(?P<seed>\d+)-(?P<key>[0-9a-f]{8})")
 TWIN_SUFFIX = ".twin"
@@ -139,7 +140,7 @@ def _read(chapter: str, folder: Path, frozen: bool) -> Legacy | None:
         name, source = path.name, path
         if name.endswith(TWIN_SUFFIX):
             name, source = name.removesuffix(TWIN_SUFFIX), _twin_target(path)
-        files[name.removesuffix(".gz") if _packed(name) else name] = source
+        files[unpacked(Path(name)).name] = source
     if CHECKPOINT_FILE not in files:
         return None
     try:
@@ -174,10 +175,6 @@ def _unused(path: Path) -> Path:
     return candidate
 
 
-def _packed(name: str) -> bool:
-    return name.endswith(".gz") and Path(name.removesuffix(".gz")).suffix in GZIP_SUFFIXES
-
-
 def _twin_target(pointer: Path) -> Path:
     """The file a pointer stands for, checked against the sha256 it records."""
     try:
@@ -197,8 +194,7 @@ def _write_entry(run: Legacy, scratch: Path) -> Path:
     for name, source in run.files.items():
         if finished and name == CHECKPOINT_FILE:
             continue
-        data = source.read_bytes()
-        (scratch / name).write_bytes(gzip.decompress(data) if source.name.endswith(".gz") else data)
+        (scratch / name).write_bytes(read_unpacked(source))
     if finished:
         atomic_torch_save(weights_payload(run.state), scratch / WEIGHTS_FILE)
     return scratch

@@ -35,6 +35,7 @@ from effgen.book.freeze.status import (
     COMMITTED_PROFILES,
     ChapterStatus,
     _duration,
+    folder_bytes,
     refuse_damaged,
     size_report,
     status,
@@ -189,12 +190,11 @@ def retire_snapshot(root: Path, profile: str, log: Callable[[str], None] = print
         raise EffgenError(f"the snapshot still carries work: not frozen and current: {', '.join(open_)} "
                           f"(effgen run --profile {profile} first)")
     store = frozen_store(root, profile)
-    before = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) if store.is_dir() else 0
+    before = folder_bytes(store)[0]
     (store / SNAPSHOT_FILE).unlink(missing_ok=True)
     pruned = prune(root, profile)
-    after = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) if store.is_dir() else 0
     log(f"snapshot retired: {len(pruned)} run-store entries no chapter lists were removed from "
-        f"{store.relative_to(root)} ({(before - after) / 2**20:.1f} MB); runs/ keeps them")
+        f"{store.relative_to(root)} ({(before - folder_bytes(store)[0]) / 2**20:.1f} MB); runs/ keeps them")
     return pruned
 
 

@@ -11,7 +11,6 @@ naming a time: seconds, hours, minutes, ms / step) and locations (strings that a
 """
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import re
@@ -19,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from effgen.checkpoints import read_unpacked
 
 METRICS_FILE = "metrics.json"
 COST_KEY = re.compile(r"second|hour|minute|ms / step", re.IGNORECASE)
@@ -65,15 +66,11 @@ class Reproduced:
 
 def read_metrics(runs_mirror: Path) -> dict[str, Any] | None:
     """A chapter's ``metrics.json`` from its frozen runs folder (stored gzipped when large); None if absent."""
-    plain, packed = runs_mirror / METRICS_FILE, runs_mirror / (METRICS_FILE + ".gz")
-    if plain.is_file():
-        data = plain.read_bytes()
-    elif packed.is_file():
-        data = gzip.decompress(packed.read_bytes())
-    else:
+    found = [path for path in (runs_mirror / METRICS_FILE, runs_mirror / (METRICS_FILE + ".gz")) if path.is_file()]
+    if not found:
         return None
     try:
-        metrics = json.loads(data)
+        metrics = json.loads(read_unpacked(found[0]))
     except json.JSONDecodeError:
         return None
     return metrics if isinstance(metrics, dict) else None
@@ -81,7 +78,7 @@ def read_metrics(runs_mirror: Path) -> dict[str, Any] | None:
 
 def results(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The comparable leaves of a chapter's metrics, by path: provenance, costs and locations aside."""
-    return dict(_leaves({k: v for k, v in metrics.items() if k != "provenance"}, ()))
+    return dict(_leaves(metrics, ()))
 
 
 def _leaves(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
