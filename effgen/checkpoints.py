@@ -295,7 +295,10 @@ def copy_unpacked(source: Path, dest: Path) -> bool:
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(dest)
-    tmp.write_bytes(read_unpacked(source))
+    if unpacked(Path(source.name)).name != source.name:
+        tmp.write_bytes(read_unpacked(source))
+    else:
+        shutil.copyfile(source, tmp)  # streamed: a checkpoint can be tens of MB
     if dest.exists():
         tmp.unlink()
         return False
