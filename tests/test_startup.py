@@ -19,3 +19,18 @@ def test_cli_help_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == ""
+
+
+def test_reading_a_notebook_skips_the_iri_grammars() -> None:
+    """Reading a notebook, as `effgen run` and `effgen tune` do, leaves out jsonschema's IRI checker (about 40
+    grammars compiled at import, 1-3 s per process), and the notebook still validates against its schema."""
+    code = ("import sys\n"
+            "from pathlib import Path\n"
+            "from effgen.book.notebook_file import read_notebook\n"
+            "notebook = read_notebook(Path('chapters/00-data.ipynb'))\n"
+            "import nbformat\n"
+            "nbformat.validate(notebook)\n"
+            "print(len(notebook.cells) > 0, sys.modules.get('rfc3987_syntax', 'absent'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["True", "None"]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from effgen.book.notebook_file import read_notebook
+from effgen.book.notebook_file import import_nbformat, read_notebook
 from effgen.book.params import declared_parameters, load_params_file, validate
 from effgen.checkpoints import read_yaml
 from effgen.errors import EffgenError, ParamsError
@@ -140,6 +140,7 @@ def execute(jobs: Sequence[ChapterJob], root: Path, log: Callable[[str], None] =
     """Execute ``jobs`` in order; ``before(job)`` runs just before a chapter, ``after(job, seconds, ran,
     store)`` after its success, with ``ran`` the package files its kernel loaded and ``store`` the
     run-store entries it used (``LOADED_TAG``)."""
+    import_nbformat()
     import papermill  # imported late: it is slow to import and `plan` must stay fast
 
     # Papermill's own parameter parser cannot read `X | None` annotations and warns that such
@@ -242,7 +243,7 @@ PACKAGE = "effgen"
 
 def _with_loaded_recorder(source: Path, recorded: Path) -> Path:
     """A copy of ``source`` beside ``recorded`` with the recorder cell appended (removed again by ``_loaded_files``)."""
-    import nbformat
+    nbformat = import_nbformat()
 
     notebook = read_notebook(source)
     recorded.unlink(missing_ok=True)
@@ -271,7 +272,7 @@ def _loaded_files(recorded: Path) -> tuple[list[str], list[str]]:
 
 def strip_recorder(path: Path) -> None:
     """Remove the recorder cell from an executed notebook, so readers never see it."""
-    import nbformat
+    nbformat = import_nbformat()
 
     notebook = read_notebook(path)
     kept = [cell for cell in notebook.cells if LOADED_TAG not in cell.metadata.get("tags", [])]
@@ -287,7 +288,7 @@ def _label_injected_parameters(job: ChapterJob, root: Path) -> None:
     cell's leading ``#|`` options (``include: false`` hides both, ``code-fold`` folds both), with
     its own ``code-summary``, the label below.
     """
-    import nbformat
+    nbformat = import_nbformat()
 
     notebook = read_notebook(job.output)
     record = notebook.metadata.get("papermill")
