@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
@@ -381,3 +382,14 @@ def test_the_paper_queue_scripts_prepare_exactly_what_chapters_05_and_06_use(smo
     assert dataset == evaluation["provenance"]["data"]["dataset"]
     assert {(ref.split, ref.n) for ref in references} == {("test", 8), ("train", 8)}  # 05 and 06 share the test set
     assert fid_references.missing_sets("smoke") == []
+    # Chapter 06's runs log D's output on held-out test images, as its pilots do; chapter 04's need not.
+    held_out = {}
+
+    def recorded(config, images, folder, *args, **kwargs):
+        held_out[Path(folder).name.rsplit("-", 1)[0]] = kwargs.get("held_out")
+        return SimpleNamespace(step=config.steps, seconds=0.0)
+
+    monkeypatch.setattr(gan_runs, "train_gan", recorded)
+    for which in ("modern", "corrected"):
+        gan_runs.train_ahead("smoke", which, threads=1)
+    assert tuple(held_out["gan-modern"].shape) == (64, 3, 32, 32) and held_out["corrected"] is None

@@ -43,6 +43,7 @@ from effgen.gan import (
     run_folder,
     train_gan,
 )
+from effgen.gan.pilots import held_out_batch
 from effgen.gan.winner import WINNER_PREFIX, pick_winner, scored_pilots, winner_run_config
 from effgen.paths import project_root, runs_dir
 
@@ -158,6 +159,8 @@ def train_ahead(profile: str, which: str, threads: int) -> None:
         print(f"thawed {thawed} file(s) of {chapter} from _freeze/{profile}/", flush=True)
     values = chapter_parameters(profile)
     data = gan_dataset(values["dataset"], "train", allow_stand_in=values["allow_stand_in"])
+    # Chapter 06 reads D's output on held-out images in every run's diagnostics, as its pilots log it.
+    held_out = held_out_batch(data.provenance["dataset"]) if chapter == BEYOND else None
     for name, config in runs.items():
         folder = run_folder(runs_dir(profile, chapter), name, config)
         if name == "gan-modern" and PREFIX_RUN in runs:
@@ -167,5 +170,5 @@ def train_ahead(profile: str, which: str, threads: int) -> None:
         print(f"{name}: {config.steps:,} steps into {Path(folder).relative_to(root)} "
               f"on {data.provenance['dataset']}, {threads} thread(s)", flush=True)
         run = train_gan(config, data.images, folder, torch.device("cpu"), provenance=data.provenance,
-                        show_progress=False, keep_raw_generator=keeps_raw_generator(name))
+                        show_progress=False, keep_raw_generator=keeps_raw_generator(name), held_out=held_out)
         print(f"{name}: step {run.step:,}/{config.steps:,}, {run.seconds:.0f} s this call", flush=True)
