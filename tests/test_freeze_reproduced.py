@@ -42,9 +42,10 @@ def test_a_changed_number_verdict_or_key_is_reported() -> None:
     assert outcome.new == ["metrics › extra"] and outcome.gone == ["metrics › shapes › 0 › params"]
     line = outcome.describe(limit=1)
     assert "4 of 5 results differ (metrics › tuned › mean: 80.0 -> 80.5; and 3 more)" in line
-    assert "1 new" in line and "1 no longer written" in line
+    assert "1 new (metrics › extra)" in line and "1 no longer written (metrics › shapes › 0 › params)" in line
     record = outcome.as_dict(limit=2)
     assert record["changed"] == 4 and len(record["first_changes"]) == 2
+    assert record["first_new"] == ["metrics › extra"] and record["first_gone"] == ["metrics › shapes › 0 › params"]
     assert json.loads(json.dumps(record)) == record
 
 

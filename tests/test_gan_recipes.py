@@ -38,7 +38,7 @@ from effgen.gan import (
     train_gan,
 )
 from effgen.gan.causes import cause_tests
-from effgen.gan.diagnostics import hinge_reading
+from effgen.gan.diagnostics import hinge_reading, memorisation, memorisation_reading
 from effgen.gan.pilots import (
     PILOT_NAMES,
     compressed,
@@ -466,6 +466,32 @@ def test_the_hinge_reading_follows_the_gap() -> None:
     assert "1.97" in weak and "0.040" in weak and "barely separates" in weak
     strong = hinge_reading(0.88, 1.565)
     assert "does separate" in strong and "barely" not in strong
+
+
+def diagnostics_frame(train_minus_test: list[float], logged_from: int) -> pd.DataFrame:
+    """Rows every 1,000 steps; d_test logged from ``logged_from`` on, ``train_minus_test`` below d_real there."""
+    steps = range(1000, 1000 * (len(train_minus_test) + 1), 1000)
+    rows = [{**dict.fromkeys(DIAGNOSTIC_COLUMNS, 0.0), "step": step, "d_real": 5.0, "d_gap": 9.0,
+             "d_test": 5.0 - diff if step >= logged_from else np.nan}
+            for step, diff in zip(steps, train_minus_test)]
+    return pd.DataFrame(rows, columns=list(DIAGNOSTIC_COLUMNS))
+
+
+def test_the_memorisation_reading_follows_the_held_out_rows() -> None:
+    assert memorisation(diagnostics_frame([1.0] * 8, logged_from=10**6)) is None
+    assert "did not log" in memorisation_reading(None, 1000)
+    noise = [0.3, -0.2, 0.1, -0.3, 0.2, -0.1, 0.25, -0.25]
+    found = memorisation(diagnostics_frame([5.0] * 4 + [2.0 + n for n in noise], logged_from=5000), last_fraction=0.5)
+    assert found is not None and (found.logged_from, found.first_step, found.last_step) == (5000, 9000, 12000)
+    assert found.rows == 4 and found.train_minus_test == pytest.approx(2.0 + sum(noise[4:]) / 4)
+    assert found.gap == 9.0 and found.ci is not None and found.ci[0] > 0
+    text = memorisation_reading(found, 1000)
+    assert "from step 5,000 on" in text and "has begun to memorise" in text
+    unseen_higher = memorisation(diagnostics_frame([-2.0 + n for n in noise], logged_from=0), last_fraction=1.0)
+    assert "no sign that it memorises" in memorisation_reading(unseen_higher, 1000)
+    level = memorisation(diagnostics_frame(noise, logged_from=0), last_fraction=1.0)
+    reading = memorisation_reading(level, 1000)
+    assert "cannot tell" in reading and "logged it from" not in reading
 
 
 def test_each_cause_is_read_against_seed_noise() -> None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -79,3 +81,56 @@ def hinge_reading(loss_d: float, gap: float) -> str:
     if gap < WEAK_GAP:
         return f"{numbers}: D barely separates real from generated images, so it teaches G little."
     return f"{numbers}: D does separate the two, so a weak D is not what the history shows."
+
+
+@dataclass(frozen=True)
+class Memorisation:
+    """D's output on its training batch minus that on held-out test images, over a run's last stretch."""
+
+    first_step: int  # the stretch: logged rows from first_step to last_step
+    last_step: int
+    rows: int
+    train_minus_test: float  # mean over the rows
+    ci: tuple[float, float] | None  # 95 % t-interval of that mean; None with fewer than two rows
+    gap: float  # mean d_gap (training minus generated) over the same rows, for scale
+    logged_from: int  # the first step at which d_test was logged at all
+
+
+def memorisation(diagnostics: pd.DataFrame, last_fraction: float = 0.25) -> Memorisation | None:
+    """``Memorisation`` over the last ``last_fraction`` of the steps that logged ``d_test``; None if none did."""
+    logged = diagnostics.dropna(subset=["d_test"]) if "d_test" in diagnostics else diagnostics.iloc[:0]
+    if logged.empty:
+        return None
+    start, end = int(logged["step"].min()), int(logged["step"].max())
+    late = logged[logged["step"] >= end - last_fraction * (end - start)]
+    differences = (late["d_real"] - late["d_test"]).to_numpy(dtype=float)
+    mean = float(differences.mean())
+    ci = None
+    if len(differences) > 1:
+        # imported here: the training loop imports this module and needs none of scipy
+        from scipy import stats
+
+        half = float(stats.t.ppf(0.975, len(differences) - 1) * differences.std(ddof=1) / math.sqrt(len(differences)))
+        ci = (mean - half, mean + half)
+    return Memorisation(int(late["step"].min()), end, len(late), mean, ci, float(late["d_gap"].mean()), start)
+
+
+def memorisation_reading(found: Memorisation | None, every: int) -> str:
+    """What ``memorisation`` says, as sentences for the book; ``every``: the run's ``diagnostics_every``."""
+    if found is None:
+        return "This run did not log D's output on held-out images, so it cannot show whether D memorises."
+    logged = (f" (the run logged it from step {found.logged_from:,} on, every {every:,} steps)"
+              if found.logged_from > every else "")
+    interval = (f" (95 % CI [{found.ci[0]:+.2f}, {found.ci[1]:+.2f}] over {found.rows} logged steps)"
+                if found.ci else " (one logged step)")
+    numbers = (f"From step {found.first_step:,} to {found.last_step:,}{logged}, D's mean output on its training batch "
+               f"minus that on a fixed batch of held-out test images is "
+               f"{found.train_minus_test:+.2f}{interval}, while it separates training from generated images by "
+               f"{found.gap:.2f}. D has just been updated on that training batch, so the difference leans towards "
+               "memorisation. ")
+    if found.ci is None or found.ci[0] <= 0 <= found.ci[1]:
+        return numbers + "The logged steps cannot tell whether D scores training images above unseen ones."
+    if found.ci[0] > 0:
+        return numbers + ("D scores training images above unseen ones: it has begun to memorise the training set, "
+                          "the condition that DiffAugment treats.")
+    return numbers + "D scores unseen test images above its training batch: no sign that it memorises."

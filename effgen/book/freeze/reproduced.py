@@ -45,7 +45,8 @@ class Reproduced:
         return {"against": self.against, "results": self.results, "changed": len(self.changed),
                 "new": len(self.new), "gone": len(self.gone),
                 "first_changes": [{"result": path, "before": before, "now": now}
-                                  for path, before, now in self.changed[:limit]]}
+                                  for path, before, now in self.changed[:limit]],
+                "first_new": self.new[:limit], "first_gone": self.gone[:limit]}
 
     def describe(self, limit: int = 3) -> str:
         """One line for ``effgen run``."""
@@ -57,10 +58,10 @@ class Reproduced:
             shown = "; ".join(f"{path}: {before!r} -> {now!r}" for path, before, now in self.changed[:limit])
             more = f"; and {len(self.changed) - limit} more" if len(self.changed) > limit else ""
             parts.append(f"{len(self.changed)} of {self.results} results differ ({shown}{more})")
-        if self.new:
-            parts.append(f"{len(self.new)} new")
-        if self.gone:
-            parts.append(f"{len(self.gone)} no longer written")
+        for paths, what in ((self.new, "new"), (self.gone, "no longer written")):
+            if paths:
+                more = f"; and {len(paths) - limit} more" if len(paths) > limit else ""
+                parts.append(f"{len(paths)} {what} ({'; '.join(paths[:limit])}{more})")
         return "CHANGED against the execution frozen before (" + when + "): " + ", ".join(parts)
 
 
