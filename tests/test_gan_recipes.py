@@ -481,12 +481,15 @@ def test_the_memorisation_reading_follows_the_held_out_rows() -> None:
     assert memorisation(diagnostics_frame([1.0] * 8, logged_from=10**6)) is None
     assert "did not log" in memorisation_reading(None, 1000)
     noise = [0.3, -0.2, 0.1, -0.3, 0.2, -0.1, 0.25, -0.25]
-    found = memorisation(diagnostics_frame([5.0] * 4 + [2.0 + n for n in noise], logged_from=5000), last_fraction=0.5)
-    assert found is not None and (found.logged_from, found.first_step, found.last_step) == (5000, 9000, 12000)
-    assert found.rows == 4 and found.train_minus_test == pytest.approx(2.0 + sum(noise[4:]) / 4)
+    # the last quarter of the run is steps 9,000-12,000, but only 10,000 on logged d_test
+    found = memorisation(diagnostics_frame([5.0] * 9 + [2.3, 1.8, 2.1], logged_from=10_000))
+    assert found is not None and (found.logged_from, found.first_step, found.last_step) == (10_000, 10_000, 12_000)
+    assert found.rows == 3 and found.train_minus_test == pytest.approx(6.2 / 3)
     assert found.gap == 9.0 and found.ci is not None and found.ci[0] > 0
     text = memorisation_reading(found, 1000)
-    assert "from step 5,000 on" in text and "has begun to memorise" in text
+    assert "from step 10,000 on" in text and "has begun to memorise" in text
+    assert memorisation(diagnostics_frame([1.0] * 12, logged_from=0).assign(
+        d_test=lambda d: d["d_test"].where(d["step"] < 6_000))) is None  # logged, but not late in the run
     unseen_higher = memorisation(diagnostics_frame([-2.0 + n for n in noise], logged_from=0), last_fraction=1.0)
     assert "no sign that it memorises" in memorisation_reading(unseen_higher, 1000)
     level = memorisation(diagnostics_frame(noise, logged_from=0), last_fraction=1.0)

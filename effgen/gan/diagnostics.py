@@ -87,7 +87,7 @@ def hinge_reading(loss_d: float, gap: float) -> str:
 class Memorisation:
     """D's output on its training batch minus that on held-out test images, over a run's last stretch."""
 
-    first_step: int  # the stretch: logged rows from first_step to last_step
+    first_step: int  # the stretch: rows that logged d_test, from first_step to last_step
     last_step: int
     rows: int
     train_minus_test: float  # mean over the rows
@@ -97,12 +97,14 @@ class Memorisation:
 
 
 def memorisation(diagnostics: pd.DataFrame, last_fraction: float = 0.25) -> Memorisation | None:
-    """``Memorisation`` over the last ``last_fraction`` of the steps that logged ``d_test``; None if none did."""
-    logged = diagnostics.dropna(subset=["d_test"]) if "d_test" in diagnostics else diagnostics.iloc[:0]
-    if logged.empty:
+    """``Memorisation`` over the steps in the last ``last_fraction`` of the run that logged ``d_test``; None
+    if none did."""
+    if "d_test" not in diagnostics or diagnostics.empty:
         return None
-    start, end = int(logged["step"].min()), int(logged["step"].max())
-    late = logged[logged["step"] >= end - last_fraction * (end - start)]
+    logged = diagnostics.dropna(subset=["d_test"])
+    late = logged[logged["step"] >= (1 - last_fraction) * diagnostics["step"].max()]
+    if late.empty:
+        return None
     differences = (late["d_real"] - late["d_test"]).to_numpy(dtype=float)
     mean = float(differences.mean())
     ci = None
@@ -112,7 +114,8 @@ def memorisation(diagnostics: pd.DataFrame, last_fraction: float = 0.25) -> Memo
 
         half = float(stats.t.ppf(0.975, len(differences) - 1) * differences.std(ddof=1) / math.sqrt(len(differences)))
         ci = (mean - half, mean + half)
-    return Memorisation(int(late["step"].min()), end, len(late), mean, ci, float(late["d_gap"].mean()), start)
+    return Memorisation(int(late["step"].min()), int(late["step"].max()), len(late), mean, ci,
+                        float(late["d_gap"].mean()), int(logged["step"].min()))
 
 
 def memorisation_reading(found: Memorisation | None, every: int) -> str:
