@@ -441,7 +441,7 @@ def test_a_refreeze_records_whether_its_results_are_those_frozen_before(book: Pa
     assert "reproduced" not in execute_with(80.0, 1.0)  # nothing frozen before
     same = execute_with(80.0, 2.0)["reproduced"]
     assert same == {"against": {"at": "run 1.0", "git": "a1"}, "results": 1, "changed": 0, "new": 0, "gone": 0,
-                    "first_changes": []}
+                    "first_changes": [], "first_new": [], "first_gone": []}
     changed = execute_with(80.5, 3.0)["reproduced"]
     assert changed["changed"] == 1 and changed["against"]["at"] == "run 2.0"
     assert changed["first_changes"] == [{"result": "accuracy", "before": 80.0, "now": 80.5}]
