@@ -493,8 +493,10 @@ def test_the_memorisation_reading_follows_the_held_out_rows() -> None:
     unseen_higher = memorisation(diagnostics_frame([-2.0 + n for n in noise], logged_from=0), last_fraction=1.0)
     assert "no sign that it memorises" in memorisation_reading(unseen_higher, 1000)
     level = memorisation(diagnostics_frame(noise, logged_from=0), last_fraction=1.0)
-    reading = memorisation_reading(level, 1000)
-    assert "cannot tell" in reading and "logged it from" not in reading
+    reading = memorisation_reading(level, 1000)  # bounded within +0.2 against a gap of 9: negligible
+    assert "alike" in reading and "do not point to over-fitting" in reading and "logged it from" not in reading
+    wide = memorisation(diagnostics_frame([10 * n for n in noise], logged_from=0), last_fraction=1.0)
+    assert "cannot tell" in memorisation_reading(wide, 1000)  # within +2.1 against a gap of 9: cannot tell
 
 
 def test_each_cause_is_read_against_seed_noise() -> None:

@@ -96,6 +96,9 @@ class Memorisation:
     logged_from: int  # the first step at which d_test was logged at all
 
 
+SMALL_SHARE = 0.1  # memorisation bounded below this share of D's real-minus-generated gap reads as negligible
+
+
 def memorisation(diagnostics: pd.DataFrame, last_fraction: float = 0.25) -> Memorisation | None:
     """``Memorisation`` over the steps in the last ``last_fraction`` of the run that logged ``d_test``; None
     if none did."""
@@ -131,6 +134,10 @@ def memorisation_reading(found: Memorisation | None, every: int) -> str:
                f"{found.train_minus_test:+.2f}{interval}, while it separates training from generated images by "
                f"{found.gap:.2f}. D has just been updated on that training batch, so the difference leans towards "
                "memorisation. ")
+    if found.ci is not None and found.ci[0] <= 0 <= found.ci[1] and found.ci[1] < SMALL_SHARE * found.gap:
+        return numbers + (f"D scores training and unseen images alike, to within {found.ci[1]:.2f}, less than "
+                          f"{SMALL_SHARE:.0%} of its gap: whatever it memorises is small beside how easily it tells "
+                          "generated images apart. These diagnostics do not point to over-fitting, the condition DiffAugment treats.")
     if found.ci is None or found.ci[0] <= 0 <= found.ci[1]:
         return numbers + "The logged steps cannot tell whether D scores training images above unseen ones."
     if found.ci[0] > 0:
