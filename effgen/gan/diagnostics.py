@@ -137,7 +137,8 @@ def memorisation_reading(found: Memorisation | None, every: int) -> str:
     if found.ci is not None and found.ci[0] <= 0 <= found.ci[1] and found.ci[1] < SMALL_SHARE * found.gap:
         return numbers + (f"D scores training and unseen images alike, to within {found.ci[1]:.2f}, less than "
                           f"{SMALL_SHARE:.0%} of its gap: whatever it memorises is small beside how easily it tells "
-                          "generated images apart. These diagnostics do not point to over-fitting, the condition DiffAugment treats.")
+                          "generated images apart. These diagnostics do not point to over-fitting, the condition "
+                          "DiffAugment treats.")
     if found.ci is None or found.ci[0] <= 0 <= found.ci[1]:
         return numbers + "The logged steps cannot tell whether D scores training images above unseen ones."
     if found.ci[0] > 0:
