@@ -369,6 +369,17 @@ def test_the_winner_is_the_best_mean_over_seeds_and_must_beat_the_control() -> N
     assert pick_winner([{"pilot": "P4", "fid": 90.0}]) == "P4"  # no control scored: the best wins
 
 
+def test_the_best_generator_must_beat_the_reference_beyond_seed_noise() -> None:
+    from effgen.gan.winner import best_generator
+
+    fids = {"corrected DCGAN": 37.08, "pilot P1 at full length": 37.02, "modern": 44.9}
+    assert best_generator(fids, "corrected DCGAN", 3.8) == "corrected DCGAN"  # 0.06 better: cannot tell
+    assert best_generator(fids, "corrected DCGAN", float("nan")) == "corrected DCGAN"
+    assert best_generator(fids, "corrected DCGAN", None) == "corrected DCGAN"
+    clear = {**fids, "pilot P1 at full length": 30.0, "pilot P2": 32.0}
+    assert best_generator(clear, "corrected DCGAN", 3.8) == "pilot P1 at full length"
+
+
 def test_the_winner_runs_its_full_schedule_on_chapter_04s_budget() -> None:
     from effgen.gan.winner import winner_folder, winner_run_config
 

@@ -57,6 +57,15 @@ def pick_winner(results: Iterable[Mapping[str, Any]]) -> str | None:
     return best if CONTROL not in means or candidates[best] < means[CONTROL] else None
 
 
+def best_generator(fids: Mapping[str, float], reference: str, noise: float | None) -> str:
+    """The generator with the lowest FID among those that beat ``reference`` by more than ``noise`` (the seed
+    noise of one recipe); ``reference`` itself when none does, or when the noise is unknown."""
+    if noise is None or noise != noise:  # NaN: no recipe ran twice, so no beat can be told from noise
+        return reference
+    beating = {label: fid for label, fid in fids.items() if fids[reference] - fid > noise}
+    return min(beating, key=beating.__getitem__) if beating else reference
+
+
 def scored_pilots(out: Path, pilots: Iterable[str], steps: int) -> list[dict[str, Any]]:
     """The results of the pilots named in ``pilots`` scored at ``steps`` under ``out`` (ablation runs and
     pilots of another length left out), one per pilot and seed."""
