@@ -6,6 +6,12 @@ import sys
 from pathlib import Path
 
 
+def run_python(code: str) -> str:
+    """What ``code`` prints, run in a fresh interpreter from the project root."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent).stdout
+
+
 def test_cli_help_does_not_import_torch() -> None:
     """``effgen --help`` and every command's --help stay fast: torch is imported only by the work itself."""
     code = ("import sys, contextlib, io\n"
@@ -16,9 +22,7 @@ def test_cli_help_does_not_import_torch() -> None:
             "        parser.parse_args(argv)\n"
             "heavy = sorted(m for m in ('torch', 'torchvision', 'pandas') if m in sys.modules)\n"
             "print(','.join(heavy))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
-    assert out.stdout.strip() == ""
+    assert run_python(code).strip() == ""
 
 
 def test_reading_a_notebook_skips_the_iri_grammars() -> None:
@@ -31,6 +35,4 @@ def test_reading_a_notebook_skips_the_iri_grammars() -> None:
             "import nbformat\n"
             "nbformat.validate(notebook)\n"
             "print(len(notebook.cells) > 0, sys.modules.get('rfc3987_syntax', 'absent'))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
-    assert out.stdout.split() == ["True", "None"]
+    assert run_python(code).split() == ["True", "None"]

@@ -91,7 +91,7 @@ class Memorisation:
     last_step: int
     rows: int
     train_minus_test: float  # mean over the rows
-    ci: tuple[float, float] | None  # 95 % t-interval of that mean; None with fewer than two rows
+    ci: tuple[float, float] | None  # 95 % paired t-interval; None with fewer than two rows or all alike
     gap: float  # mean d_gap (training minus generated) over the same rows, for scale
     logged_from: int  # the first step at which d_test was logged at all
 
@@ -108,16 +108,12 @@ def memorisation(diagnostics: pd.DataFrame, last_fraction: float = 0.25) -> Memo
     late = logged[logged["step"] >= (1 - last_fraction) * diagnostics["step"].max()]
     if late.empty:
         return None
-    differences = (late["d_real"] - late["d_test"]).to_numpy(dtype=float)
-    mean = float(differences.mean())
-    ci = None
-    if len(differences) > 1:
-        # imported here: the training loop imports this module and needs none of scipy
-        from scipy import stats
+    # imported here: the training loop imports this module and needs no scipy
+    from effgen.stats import paired
 
-        half = float(stats.t.ppf(0.975, len(differences) - 1) * differences.std(ddof=1) / math.sqrt(len(differences)))
-        ci = (mean - half, mean + half)
-    return Memorisation(int(late["step"].min()), int(late["step"].max()), len(late), mean, ci,
+    # a paired t-interval over the logged steps: each step pairs the training batch with the held-out one
+    compared = paired(late["d_real"].tolist(), late["d_test"].tolist())
+    return Memorisation(int(late["step"].min()), int(late["step"].max()), len(late), compared.diff, compared.ci,
                         float(late["d_gap"].mean()), int(logged["step"].min()))
 
 
@@ -128,20 +124,33 @@ def memorisation_reading(found: Memorisation | None, every: int) -> str:
     logged = (f" (the run logged it from step {found.logged_from:,} on, every {every:,} steps)"
               if found.logged_from > every else "")
     interval = (f" (95 % CI [{found.ci[0]:+.2f}, {found.ci[1]:+.2f}] over {found.rows} logged steps)"
-                if found.ci else " (one logged step)")
+                if found.ci else f" ({found.rows} logged steps, too few or too alike for an interval)")
     numbers = (f"From step {found.first_step:,} to {found.last_step:,}{logged}, D's mean output on its training batch "
                f"minus that on a fixed batch of held-out test images is "
                f"{found.train_minus_test:+.2f}{interval}, while it separates training from generated images by "
                f"{found.gap:.2f}. D has just been updated on that training batch, so the difference leans towards "
                "memorisation. ")
-    if found.ci is not None and found.ci[0] <= 0 <= found.ci[1] and found.ci[1] < SMALL_SHARE * found.gap:
-        return numbers + (f"D scores training and unseen images alike, to within {found.ci[1]:.2f}, less than "
+    if found.ci is None:
+        return numbers + "The logged steps cannot tell whether D scores training images above unseen ones."
+    low, high = found.ci
+    if low > 0:
+        return numbers + ("D scores training images above unseen ones: it has begun to memorise the training set, "
+                          "the condition that DiffAugment treats.")
+    if high < 0:
+        return numbers + "D scores unseen test images above its training batch: no sign that it memorises."
+    if high < SMALL_SHARE * found.gap:
+        return numbers + (f"D scores training and unseen images alike, to within {high:.2f}, less than "
                           f"{SMALL_SHARE:.0%} of its gap: whatever it memorises is small beside how easily it tells "
                           "generated images apart. These diagnostics do not point to over-fitting, the condition "
                           "DiffAugment treats.")
-    if found.ci is None or found.ci[0] <= 0 <= found.ci[1]:
-        return numbers + "The logged steps cannot tell whether D scores training images above unseen ones."
-    if found.ci[0] > 0:
-        return numbers + ("D scores training images above unseen ones: it has begun to memorise the training set, "
-                          "the condition that DiffAugment treats.")
-    return numbers + "D scores unseen test images above its training batch: no sign that it memorises."
+    return numbers + "The logged steps cannot tell whether D scores training images above unseen ones."
+
+
+# The panels chapter 06 plots for a run's diagnostics: (column, title); ``with_train_minus_test`` adds the second.
+DIAGNOSTIC_PANELS = (("d_gap", "D gap (train - fake)"), ("d_train_minus_test", "D: train - held-out"),
+                     ("grad_norm_g", "|grad G|"), ("grad_norm_d", "|grad D|"))
+
+
+def with_train_minus_test(diagnostics: pd.DataFrame) -> pd.DataFrame:
+    """``diagnostics`` with ``d_train_minus_test``: D's output on its training batch minus that on held-out images."""
+    return diagnostics.assign(d_train_minus_test=diagnostics["d_real"] - diagnostics["d_test"])
