@@ -452,6 +452,8 @@ def test_summary_tables_fit_the_pdf_page(tmp_path: Path) -> None:
     text = subprocess.run(["pdftotext", "-layout", str(produced["pdf"]), "-"], capture_output=True, text=True,
                           check=True).stdout.replace("\u00a0", " ")
     lines = text.splitlines()
+    pages_with_claims = [page for page in text.split("\f") if re.search(r"^\s*C\d+\s", page, re.MULTILINE)]
+    assert len(pages_with_claims) == 1, "the claims table breaks across pages"
     for claim, verdict in assessed:
         row = [line for line in lines if re.match(rf"\s*{claim.label}\s", line)]
         paper, book = claim.paper.replace("\u00a0", " "), verdict.book.replace("\u00a0", " ")
@@ -473,3 +475,19 @@ def test_table_layout_keeps_words_whole_and_short_cells_on_one_line() -> None:
     fit = choose(wide, [24] * 7)
     assert fit.landscape and sum(wide) <= room(fit, 7)
     assert not choose(wide, [24] * 7, allow_landscape=False).landscape
+
+
+def test_a_landscape_table_takes_the_largest_type_at_which_its_rows_fit_the_page() -> None:
+    from effgen.book.render.table_widths import LANDSCAPE_ROWS_PT, Fit, choose, height, layout, room
+
+    shortest, longest = [17] * 6 + [4], [17] * 6 + [299]  # too wide for portrait; one column of long notes
+    notes = " ".join(["word"] * 60)
+    rows: list[list[str | None]] = [["x" * 17] * 6 + [notes] for _ in range(5)]
+
+    def rows_height(fit: Fit) -> float:
+        return height(rows, layout(shortest, longest, room(fit, 7)), fit.size)
+
+    assert rows_height(Fit(9.0, True)) > LANDSCAPE_ROWS_PT >= rows_height(Fit(8.0, True))
+    assert choose(shortest, longest, rows=rows) == Fit(8.0, True)
+    assert choose(shortest, longest, rows=rows[:4]) == Fit(9.0, True)  # short enough at the body's size
+    assert choose(shortest, longest, rows=rows * 10) == Fit(9.0, True)  # runs on over pages at any size

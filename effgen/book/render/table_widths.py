@@ -8,8 +8,9 @@ no column narrower than its longest word, short cells (a verdict, a section link
 and the room left shared in proportion to how much text each column holds.
 
 The table keeps the body's table type when that fits, else takes smaller type (down to 7 pt); a table
-that needs more still gets a landscape page of its own at the largest size that fits there; only when
-even that fails does its type shrink below 7 pt, with words still whole.
+that needs more still gets a landscape page of its own, at the largest size at which its rows fit on that
+one page (estimated by wrapping each cell's words into its column); only when even 7 pt is too wide does
+its type shrink below 7 pt, with words still whole.
 """
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ CHAR_EM = 0.5  # average character width of the serif table text, in em: generou
 INSET_PT = 10.0  # the preamble's 5 pt cell inset, on both sides
 SHORT_CELL = 24  # characters: a cell this short is given its whole width before long text shares the rest
 _BREAKS = re.compile(r"[ \t\r\n]+")  # where a line may break; a non-breaking space is not one
+# Heights, from the preamble (book.typ) and measured on its tables: a cell of L lines of type size s is
+# (L * 1.28 - 0.62) * s tall (cap height plus leading per line, less one leading), plus 5 pt inset above
+# and below. A landscape page holds 595 pt less 2.6 cm margins above and below, less a caption of up to
+# three lines.
+LINE_EM, LEADING_EM, ROW_INSET_PT = 1.28, 0.62, 10.0
+LANDSCAPE_ROWS_PT = 595.0 - 2 * 73.7 - 50.0
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,11 @@ def fit_table(table: Node, allow_landscape: bool = True) -> Fit | None:
     colspecs = table["c"][2]
     if not colspecs or not all(spec[1].get("t") == "ColWidth" for spec in colspecs):
         return None  # short lines: Typst sizes the columns to their content
-    columns = _column_texts(table, len(colspecs))
+    rows = _row_texts(table, len(colspecs))
+    columns = [[row[i] for row in rows if row[i] is not None] for i in range(len(colspecs))]
     shortest = [max((_longest_word(text) for text in texts), default=1) or 1 for texts in columns]
     longest = [max((len(text) for text in texts), default=1) or 1 for texts in columns]
-    fit = choose(shortest, longest, allow_landscape)
+    fit = choose(shortest, longest, allow_landscape, rows)
     widths = layout(shortest, longest, room(fit, len(colspecs)))
     points = [w * CHAR_EM * fit.size + INSET_PT for w in widths]
     total = sum(points)
@@ -78,14 +86,21 @@ def fit_table(table: Node, allow_landscape: bool = True) -> Fit | None:
     return fit
 
 
-def choose(shortest: list[int], longest: list[int], allow_landscape: bool = True) -> Fit:
+def choose(shortest: list[int], longest: list[int], allow_landscape: bool = True,
+           rows: list[list[str | None]] | None = None) -> Fit:
     """The first layout in which every word and every short cell fits: portrait at 9, 8, 7 pt, then
-    landscape at those sizes; failing all, portrait at the largest size that fits the words alone."""
+    landscape at those sizes, where, given the table's ``rows``, the largest size at which they fit on the
+    one landscape page wins (else the largest that fits across it: the table runs on); failing all,
+    portrait at the largest size that fits the words alone."""
     short = _short_targets(shortest, longest)
-    for landscape in (False, True) if allow_landscape else (False,):
-        for size in SIZES_PT:
-            if sum(short) <= room(Fit(size, landscape), len(shortest)):
-                return Fit(size, landscape)
+    orientations = (False, True) if allow_landscape else (False,)
+    fits = [Fit(size, landscape) for landscape in orientations for size in SIZES_PT
+            if sum(short) <= room(Fit(size, landscape), len(shortest))]
+    if fits and fits[0].landscape and rows is not None:
+        return next((fit for fit in fits if height(rows, layout(shortest, longest, room(fit, len(shortest))), fit.size)
+                     <= LANDSCAPE_ROWS_PT), fits[0])
+    if fits:
+        return fits[0]
     for size in SIZES_PT + LAST_RESORT_PT:
         if sum(shortest) <= room(Fit(size, False), len(shortest)):
             return Fit(size, False)
@@ -117,22 +132,43 @@ def layout(shortest: list[int], longest: list[int], space: float) -> list[float]
     return widths
 
 
+def height(rows: list[list[str | None]], widths: list[float], size: float) -> float:
+    """Points the rows take at ``size`` with columns ``widths`` characters wide (a spanned cell: None)."""
+    def lines(row: list[str | None]) -> int:
+        return max((_wrapped_lines(text, width) for text, width in zip(row, widths) if text is not None), default=1)
+    return sum(ROW_INSET_PT + size * (LINE_EM * lines(row) - LEADING_EM) for row in rows)
+
+
+def _wrapped_lines(text: str, width: float) -> int:
+    """Lines ``text`` takes when its words are set greedily into ``width`` characters."""
+    count, used = 1, 0
+    for word in (w for w in _BREAKS.split(text) if w):
+        if used and used + 1 + len(word) > width:
+            count, used = count + 1, len(word)
+        else:
+            used += (1 if used else 0) + len(word)
+    return count
+
+
 def _short_targets(shortest: list[int], longest: list[int]) -> list[int]:
     return [max(s, min(n, SHORT_CELL)) for s, n in zip(shortest, longest)]
 
 
-def _column_texts(table: Node, n: int) -> list[list[str]]:
+def _row_texts(table: Node, n: int) -> list[list[str | None]]:
+    """Each row's cell texts by column; None where a cell spans several columns, or none is."""
     _, _, _, head, bodies, foot = table["c"]
     rows = list(head[1]) + [row for body in bodies for row in body[2] + body[3]] + list(foot[1])
-    columns: list[list[str]] = [[] for _ in range(n)]
+    texts: list[list[str | None]] = []
     for row in rows:
+        cells: list[str | None] = [None] * n
         at = 0
         for cell in row[1]:
             span = max(1, int(cell[3]))
             if span == 1 and at < n:
-                columns[at].append(tree.stringify(cell[4]))
+                cells[at] = tree.stringify(cell[4])
             at += span
-    return columns
+        texts.append(cells)
+    return texts
 
 
 def _longest_word(text: str) -> int:
