@@ -74,7 +74,7 @@ def fit_table(table: Node, allow_landscape: bool = True) -> Fit | None:
     if not colspecs or not all(spec[1].get("t") == "ColWidth" for spec in colspecs):
         return None  # short lines: Typst sizes the columns to their content
     rows = _row_texts(table, len(colspecs))
-    columns = [[row[i] for row in rows if row[i] is not None] for i in range(len(colspecs))]
+    columns = [[text for text in (row[i] for row in rows) if text is not None] for i in range(len(colspecs))]
     shortest = [max((_longest_word(text) for text in texts), default=1) or 1 for texts in columns]
     longest = [max((len(text) for text in texts), default=1) or 1 for texts in columns]
     fit = choose(shortest, longest, allow_landscape, rows)
