@@ -13,7 +13,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from effgen.book import claims, summary, summary_tables, verdicts
-from effgen.book.claims import CANNOT_TELL, FAILS, HOLDS, PARTLY, UNTESTABLE
+from effgen.book.claims import CANNOT_TELL, FAILS, HOLDS, PARTLY, UNTESTABLE, VERDICTS
 from effgen.book.paper import AUTHORS_CODE, ORIGINAL_FLAWS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,14 +211,23 @@ def test_the_frozen_paper_book_gets_these_verdicts() -> None:
 def test_bottom_line_before_any_chapter_ran_says_so() -> None:
     text = claims.bottom_line(claims.assess({}), {})
     assert text.startswith("- **Data:** no chapter has written its results yet.")
-    assert "[^" not in text and len(text.splitlines()) <= 5
+    assert "[^" not in text and len(text.splitlines()) <= 1 + len(VERDICTS)
 
 
-def test_bottom_line_is_five_lines_with_the_stand_in_named_once() -> None:
+def test_bottom_line_gives_each_verdict_its_own_line() -> None:
+    """Every verdict given at once: still one bullet per verdict, never two sharing a line."""
+    verdicts = [VERDICTS[i % len(VERDICTS)] for i in range(len(claims.CLAIMS))]
+    assessed = [(claim, claims.Verdict(verdict, "-", "-")) for claim, verdict in zip(claims.CLAIMS, verdicts)]
+    bullets = claims.bottom_line(assessed, {}).splitlines()
+    assert len(bullets) == 1 + len(VERDICTS)
+    assert all(bullet.count(":**") == 1 for bullet in bullets), bullets
+
+
+def test_bottom_line_names_the_stand_in_once() -> None:
     metrics = frozen()
     text = claims.bottom_line(claims.assess(metrics), metrics)
     bullets = [line for line in text.splitlines() if line.startswith("- ")]
-    assert 2 <= len(bullets) <= 5
+    assert 2 <= len(bullets) <= 1 + len(VERDICTS)
     assert bullets[0].startswith("- **Data:**") and "[^stand-in]" in bullets[0]
     assert "CIFAR-10 (JPEG-compressed) stood in for CIFAR-100" in bullets[0]
     assert text.count("[^stand-in]:") == 1

@@ -450,14 +450,12 @@ def _sentence(text: str) -> str:
 
 
 def bottom_line(assessed: list[tuple[Claim, Verdict]], metrics: Metrics) -> str:
-    """At most five lines: the data that stood in, then the claims grouped by verdict."""
+    """One line for the data that stood in, then one per verdict that some claim received."""
     data, footnote = data_line(metrics)
     groups = {v: [f"{c.label} {c.short}" for c, verdict in assessed if verdict.verdict == v] for v in VERDICTS}
     words = {HOLDS: "Holds", PARTLY: "Holds in part", FAILS: "Does not hold",
              CANNOT_TELL: "Cannot tell yet", UNTESTABLE: "Cannot be tested here"}
     shown = [f"**{words[v]}:** {', '.join(groups[v])}." for v in VERDICTS if groups[v]]
-    if len(shown) > 4:  # five lines in all: the last two groups share one
-        shown = shown[:3] + [" ".join(shown[3:])]
     lines = "\n".join(f"- {line}" for line in [data] + shown)
     return lines + (f"\n\n{footnote}" if footnote else "")
 
