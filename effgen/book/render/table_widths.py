@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from effgen.book.render import tree
 from effgen.book.render.tree import Node
 
-PAGE_WIDTH_PT, PAGE_HEIGHT_PT, MARGIN_X_PT = 595.0, 842.0, 68.0  # A4, the preamble's 2.4 cm side margins
+PAGE_WIDTH_PT, PAGE_HEIGHT_PT = 595.0, 842.0  # A4
+MARGIN_X_PT, MARGIN_Y_PT = 68.0, 73.7  # the preamble's 2.4 cm side and 2.6 cm top and bottom margins
 SIZES_PT = (9.0, 8.0, 7.0)  # the preamble's table size first, then smaller ones, portrait or landscape
 LAST_RESORT_PT = (6.5, 6.0)  # below 7 pt only when no readable layout fits
 CHAR_EM = 0.5  # average character width of the serif table text, in em: generous, so words fit
@@ -29,10 +30,10 @@ SHORT_CELL = 24  # characters: a cell this short is given its whole width before
 _BREAKS = re.compile(r"[ \t\r\n]+")  # where a line may break; a non-breaking space is not one
 # Heights, from the preamble (book.typ) and measured on its tables: a cell of L lines of type size s is
 # (L * 1.28 - 0.62) * s tall (cap height plus leading per line, less one leading), plus 5 pt inset above
-# and below. A landscape page holds 595 pt less 2.6 cm margins above and below, less a caption of up to
-# three lines.
+# and below. A landscape page's rows get its height less the margins and a caption of up to three lines.
 LINE_EM, LEADING_EM, ROW_INSET_PT = 1.28, 0.62, 10.0
-LANDSCAPE_ROWS_PT = 595.0 - 2 * 73.7 - 50.0
+CAPTION_PT = 50.0
+LANDSCAPE_ROWS_PT = PAGE_WIDTH_PT - 2 * MARGIN_Y_PT - CAPTION_PT
 
 
 @dataclass(frozen=True)
